@@ -1,0 +1,121 @@
+"""Reference implementations of the losses of Gatys et al. (2016).
+
+The signatures follow the classic course homework, so that the notebooks' text
+and this code read the same:
+
+    content_loss(content_weight, content_current, content_original)
+    gram_matrix(features, normalize=True)
+    style_loss(feats, style_layers, style_targets, style_weights)
+    tv_loss(img, tv_weight)
+
+These are *raw sums*: their values grow with the image size.  The optimisation
+loop uses the size-normalised variants at the bottom of this file, so that one
+setting of the weights keeps working at 256 px and at 1024 px.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+__all__ = [
+    "content_loss",
+    "gram_matrix",
+    "style_loss",
+    "tv_loss",
+    "normalized_content_loss",
+    "normalized_tv_loss",
+]
+
+
+def content_loss(content_weight: float, content_current: torch.Tensor,
+                 content_original: torch.Tensor) -> torch.Tensor:
+    """Content loss  L_c = w_c * sum_ij (F_ij - P_ij)^2.
+
+    content_current, content_original: activations of one layer, same shape
+    (N, C, H, W); F is the current image's, P the content image's.
+    Returns a scalar tensor.
+    """
+    _same_shape(content_current, content_original, "content_current", "content_original")
+    return content_weight * (content_current - content_original).pow(2).sum()
+
+
+def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+    """Gram matrix of a batch of feature maps.
+
+    features: (N, C, H, W).  Returns (N, C, C) with
+    G[n, i, j] = sum_k F[n, i, k] F[n, j, k] over the H*W positions k,
+    divided by C*H*W when ``normalize`` is true.  Batched, no Python loop.
+    """
+    if features.dim() != 4:
+        raise ValueError(f"gram_matrix expects features of shape (N, C, H, W), got {tuple(features.shape)}")
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    gram = torch.bmm(flat, flat.transpose(1, 2))
+    if normalize:
+        gram = gram / (c * h * w)
+    return gram
+
+
+def style_loss(feats: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
+               style_layers: Sequence[str] | Sequence[int],
+               style_targets: Sequence[torch.Tensor],
+               style_weights: Sequence[float]) -> torch.Tensor:
+    """Style loss  L_s = sum_l w_l * sum_ij (G^l_ij - A^l_ij)^2.
+
+    feats: the current image's activations, a dict keyed by layer name or a
+    list indexed by position; style_layers: the keys (names or indices) to
+    use; style_targets[i]: the Gram matrix A of the style image at
+    style_layers[i], shape (N or 1, C, C); style_weights[i]: w_l.
+    G is computed with ``gram_matrix(..., normalize=True)``.
+    """
+    if not (len(style_layers) == len(style_targets) == len(style_weights)):
+        raise ValueError(
+            f"style_layers, style_targets and style_weights must have the same length, got "
+            f"{len(style_layers)}, {len(style_targets)} and {len(style_weights)}")
+    total = None
+    for layer, target, weight in zip(style_layers, style_targets, style_weights):
+        gram = gram_matrix(feats[layer])
+        term = weight * (gram - target).pow(2).sum()
+        total = term if total is None else total + term
+    if total is None:
+        raise ValueError("style_loss needs at least one style layer")
+    return total
+
+
+def tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
+    """Total-variation loss  L_tv = w_t * (sum (x[i+1,j] - x[i,j])^2 + sum (x[i,j+1] - x[i,j])^2).
+
+    img: (N, C, H, W).  Sums over the batch, the channels and all positions.
+    """
+    if img.dim() != 4:
+        raise ValueError(f"tv_loss expects an image of shape (N, C, H, W), got {tuple(img.shape)}")
+    vertical = (img[:, :, 1:, :] - img[:, :, :-1, :]).pow(2).sum()
+    horizontal = (img[:, :, :, 1:] - img[:, :, :, :-1]).pow(2).sum()
+    return tv_weight * (vertical + horizontal)
+
+
+# --- size-normalised variants used by the optimisation loop -----------------
+#
+# The raw sums above grow with the number of positions, so a weight tuned at
+# 256 px would be far too strong at 512 px.  Dividing by the element count
+# turns each sum into a mean, which does not depend on the image size.  The
+# style loss needs no variant: with gram_matrix(normalize=True) its value is
+# already independent of H and W (it equals 4x the E_l of Gatys et al.).
+
+def normalized_content_loss(content_weight: float, content_current: torch.Tensor,
+                            content_original: torch.Tensor) -> torch.Tensor:
+    """``content_loss`` divided by the number of elements: w_c * mean (F - P)^2."""
+    return content_loss(content_weight / content_current.numel(), content_current, content_original)
+
+
+def normalized_tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
+    """``tv_loss`` divided by the number of elements of ``img``."""
+    return tv_loss(img, tv_weight / img.numel())
+
+
+def _same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"{name_a} has shape {tuple(a.shape)} but {name_b} has shape {tuple(b.shape)}; "
+                         "they must be activations of the same layer for images of the same size")
