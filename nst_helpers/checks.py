@@ -1,0 +1,380 @@
+"""Exercise checks: run a learner's loss function against the reference and name the mistake.
+
+    from nst_helpers import checks
+    checks.check_gram_matrix(gram_matrix)   # prints "✅ gram_matrix: correct (5 cases checked)"
+
+Each check calls the learner's function on several small random inputs (fixed seed, float32,
+batches of 1-3 different items, H != W != C), compares with ``nst_helpers.losses``, and prints
+one line.  It returns a ``CheckResult`` that is true when the function is correct.  Relative
+error: max|x - y| / max(1e-8, max(|x| + |y|)), which must be below 1e-5.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+import traceback
+from dataclasses import dataclass
+
+import torch
+
+from . import losses
+
+__all__ = ["CheckResult", "check_content_loss", "check_gram_matrix", "check_style_loss", "check_tv_loss"]
+
+TOLERANCE = 1e-5
+_SEED = 0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a check found.  ``bool(result)`` is ``result.passed``.
+
+    mistake: an identifier such as "first_item_only" (None when passed);
+    notes: remarks on a correct answer, e.g. ("python_loop",); message: the printed text.
+    """
+    name: str
+    passed: bool
+    mistake: str | None
+    message: str
+    notes: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __str__(self) -> str:
+        return self.message
+
+    def _ipython_display_(self) -> None:
+        """The message is already printed; show nothing more in Jupyter."""
+
+
+class _Mistake(Exception):
+    def __init__(self, mistake: str, title: str, advice: str):
+        super().__init__(title)
+        self.mistake, self.title, self.advice = mistake, title, advice
+
+
+def rel_error(x: torch.Tensor, y: torch.Tensor) -> float:
+    """max|x - y| / max(1e-8, max(|x| + |y|)), computed in float64."""
+    x, y = x.detach().double(), y.detach().double()
+    return float((x - y).abs().max() / (x.abs() + y.abs()).max().clamp_min(1e-8))
+
+
+# --- the four checks ---------------------------------------------------------
+
+def check_content_loss(fn) -> CheckResult:
+    """Check ``fn(content_weight, content_current, content_original)`` -> scalar tensor."""
+    g = torch.Generator().manual_seed(_SEED)
+    cases = [(w, torch.randn(shape, generator=g), torch.randn(shape, generator=g))
+             for w, shape in [(0.37, (1, 4, 5, 3)), (2.5, (2, 3, 4, 6))]]
+    return _run("content_loss", fn, cases, grad_arg=1, diagnose=_diagnose_content)
+
+
+def check_gram_matrix(fn) -> CheckResult:
+    """Check ``fn(features, normalize)``: (N, C, H, W) -> (N, C, C), divided by C*H*W if normalize."""
+    g = torch.Generator().manual_seed(_SEED)
+    shapes = [(2, 3, 5, 4), (3, 4, 3, 6), (1, 5, 4, 2)]
+    cases = [(torch.randn(s, generator=g), True) for s in shapes]
+    cases += [(torch.randn(s, generator=g), False) for s in shapes[:2]]
+    return _run("gram_matrix", fn, cases, grad_arg=0, diagnose=_diagnose_gram,
+                check_shape=_gram_shape, vectorise="reshape to (N, C, H*W) and use torch.bmm (or @) on "
+                "the whole batch at once")
+
+
+def check_style_loss(fn) -> CheckResult:
+    """Check ``fn(feats, style_layers, style_targets, style_weights)`` -> scalar tensor."""
+    g = torch.Generator().manual_seed(_SEED)
+
+    def target(shape):
+        return losses.gram_matrix(torch.randn(shape, generator=g))
+
+    feats_dict = {name: torch.randn(shape, generator=g) for name, shape in
+                  [("relu1_1", (1, 3, 6, 5)), ("relu2_1", (1, 5, 4, 3)), ("relu3_1", (1, 6, 2, 3)),
+                   ("relu4_2", (1, 6, 2, 3))]}
+    case_dict = (feats_dict, ["relu1_1", "relu3_1", "relu2_1"],
+                 [target((1, 3, 6, 5)), target((1, 6, 2, 3)), target((1, 5, 4, 3))], [0.7, 3.0, 12.0])
+    feats_list = [torch.randn(shape, generator=g) for shape in [(2, 4, 3, 5), (2, 4, 5, 2), (2, 6, 3, 3)]]
+    case_list = (feats_list, [1, 0], [target((1, 4, 5, 2)), target((1, 4, 3, 5))], [4.0, 0.25])
+    return _run("style_loss", fn, [case_dict, case_list], grad_arg=0, diagnose=_diagnose_style,
+                hint="style_loss uses your gram_matrix: make sure check_gram_matrix passes first.")
+
+
+def check_tv_loss(fn) -> CheckResult:
+    """Check ``fn(img, tv_weight)``: (N, C, H, W) -> scalar tensor."""
+    g = torch.Generator().manual_seed(_SEED)
+    cases = [(torch.randn(2, 3, 5, 4, generator=g), 0.25), (torch.randn(3, 3, 4, 7, generator=g), 4.0),
+             (torch.rand(1, 3, 6, 6, generator=g), 1.5)]
+    return _run("tv_loss", fn, cases, grad_arg=0, diagnose=_diagnose_tv,
+                vectorise="subtract shifted slices, e.g. img[:, :, 1:, :] - img[:, :, :-1, :]")
+
+
+# --- the runner ----------------------------------------------------------------
+
+def _run(name, fn, cases, *, grad_arg, diagnose, check_shape=None, vectorise=None, hint=None) -> CheckResult:
+    reference = getattr(losses, name)
+    notes, extra = (), ""
+    try:
+        for args in cases:
+            with torch.no_grad():
+                expected = reference(*args)
+            learner_args = _clone(args)
+            got = _to_tensor(_call(fn, learner_args, ""), expected)
+            (check_shape or _scalar_shape)(got, expected, args)
+            if got.dtype != expected.dtype:
+                raise _Mistake("wrong_dtype", f"returns {got.dtype}, expected {expected.dtype}",
+                               "keep everything in float32 (no .double(), no dtype=torch.float64).")
+            if not _same(learner_args, args):
+                raise _Mistake("modifies_input", "changes its input tensors in place",
+                               "don't use in-place operations (x /= ..., x.pow_(2), x[...] = ...) on the "
+                               "inputs; write x = x / ... to make a new tensor.")
+            if rel_error(got, expected) > TOLERANCE:
+                raise diagnose(got, expected, args) or _wrong_values(got, expected, hint)
+        with torch.enable_grad():
+            _check_gradients(fn, cases[0], grad_arg, reference)
+        loops = _loops(fn) if vectorise else []
+        if loops:
+            notes = ("python_loop",)
+            extra = (f"\n💡 works, but vectorise it: your code uses a Python {' and '.join(loops)}; "
+                     f"{vectorise}. It is much faster on real images.")
+        result = CheckResult(name, True, None, f"✅ {name}: correct ({len(cases)} cases checked){extra}", notes)
+    except _Mistake as m:
+        result = CheckResult(name, False, m.mistake, f"❌ {name}: {m.title} — {m.advice}")
+    print(result.message)
+    return result
+
+
+def _call(fn, args, when):
+    try:
+        with torch.enable_grad():
+            return fn(*args)
+    except NotImplementedError:
+        raise _Mistake("not_implemented", "not written yet",
+                       "replace `raise NotImplementedError()` with your code.") from None
+    except Exception as error:  # noqa: BLE001 - we report any error of the learner's code
+        where = _error_line(fn, error)
+        advice = "fix this error first."
+        if isinstance(error, NameError):
+            advice = "a NameError usually means a typo in a variable name; " + advice
+        raise _Mistake("exception", f"raises {type(error).__name__}: {error}{where}{when}", advice) from None
+
+
+def _error_line(fn, error) -> str:
+    code = getattr(fn, "__code__", None)
+    frames = [f for f in traceback.extract_tb(error.__traceback__) if code and f.filename == code.co_filename]
+    return f" (at `{frames[-1].line}`)" if frames and frames[-1].line else ""
+
+
+def _to_tensor(got, expected):
+    if got is None:
+        raise _Mistake("returned_none", "returns None", "add a `return` statement at the end.")
+    if isinstance(got, torch.Tensor):
+        return got.detach()
+    try:  # a Python number or a NumPy array: compare the values, the gradient check will complain
+        return torch.as_tensor(got).to(expected.dtype)
+    except (TypeError, ValueError, RuntimeError):
+        raise _Mistake("not_a_tensor", f"returns a {type(got).__name__}, not a tensor",
+                       "return a torch.Tensor.") from None
+
+
+def _scalar_shape(got, expected, args):
+    if got.numel() != 1:
+        raise _Mistake("wrong_shape", f"wrong output shape: expected a scalar (shape ()), got {tuple(got.shape)}",
+                       "sum over every dimension, the batch included, so that the loss is one number.")
+
+
+def _gram_shape(got, expected, args):
+    n, c, h, w = args[0].shape
+    if got.shape == expected.shape:
+        return
+    if n > 1 and tuple(got.shape) in [(c, c), (1, c, c)]:
+        raise _first_item_only()
+    advice = "return a tensor of shape (N, C, C): one C x C matrix per batch item."
+    if tuple(got.shape[-2:]) == (h * w, h * w):
+        advice = "you computed F^T F (positions x positions); the Gram matrix is F F^T (channels x channels)."
+    raise _Mistake("wrong_shape", f"wrong output shape: expected {tuple(expected.shape)}, got {tuple(got.shape)}",
+                   advice)
+
+
+def _first_item_only():
+    return _Mistake("first_item_only", "only the first batch item is right",
+                    "a `return` inside the loop over the batch stops after item 0; compute every item "
+                    "(better: all at once with torch.bmm) and return after the loop.")
+
+
+def _wrong_values(got, expected, hint):
+    message = f"wrong values (rel_error {rel_error(got, expected):.2g}, should be < {TOLERANCE:g})"
+    return _Mistake("wrong_values", message, hint or "compare your code with the formula above, term by term.")
+
+
+def _check_gradients(fn, args, grad_arg, reference):
+    leaves = _clone(args[grad_arg], requires_grad=True)
+    learner_args = args[:grad_arg] + (leaves,) + args[grad_arg + 1:]
+    got = _call(fn, learner_args, " when the inputs require gradients")
+    found = _source_attributes(fn, {"detach", "numpy", "item", "tolist", "data", "no_grad"})
+    advice = ("use only torch operations on the tensors so autograd can follow them"
+              + (f" (remove {', '.join('.' + a for a in found)})" if found else "") + ".")
+    if not isinstance(got, torch.Tensor) or got.grad_fn is None:
+        raise _Mistake("not_differentiable", "the result is not differentiable (no grad_fn)", advice)
+    ref_leaves = _clone(args[grad_arg], requires_grad=True)
+    expected = reference(*(args[:grad_arg] + (ref_leaves,) + args[grad_arg + 1:]))
+    probe = torch.randn(expected.shape, generator=torch.Generator().manual_seed(_SEED + 1))
+    mine, theirs = _tensors(leaves), _tensors(ref_leaves)
+    grads = torch.autograd.grad((got * probe).sum(), mine, allow_unused=True)
+    ref_grads = torch.autograd.grad((expected * probe).sum(), theirs, allow_unused=True)
+    for grad, ref_grad, leaf in zip(grads, ref_grads, mine):
+        zero = torch.zeros_like(leaf)
+        if rel_error(zero if grad is None else grad, zero if ref_grad is None else ref_grad) > 1e-4:
+            raise _Mistake("not_differentiable", "gradients do not flow through every part of the result",
+                           advice)
+
+
+# --- naming the mistakes ----------------------------------------------------------
+
+def _match(got, candidates):
+    """The first (mistake, title, advice) whose candidate value equals ``got``."""
+    for mistake, title, advice, value in candidates:
+        if value is not None and rel_error(got, value) < 1e-4:
+            return _Mistake(mistake, title, advice)
+    return None
+
+
+_NOT_SQUARED = ("not_squared", "the differences are not squared",
+                "square the differences before summing: (a - b).pow(2) or (a - b) ** 2, not abs() or a norm.")
+_MEAN = ("mean_instead_of_sum", "uses a mean instead of a sum",
+         "this loss is a plain sum over all elements: use .sum(), not .mean().")
+_NO_WEIGHT = ("missing_weight", "the weight is missing", "multiply the sum by the weight argument.")
+
+
+def _diagnose_content(got, expected, args):
+    w, current, original = args
+    d = current - original
+    return _match(got, [(*_NO_WEIGHT, d.pow(2).sum()), (*_MEAN, w * d.pow(2).mean()),
+                        (*_NOT_SQUARED, w * d.abs().sum()), (*_NOT_SQUARED, w * d.sum()),
+                        (*_NOT_SQUARED, w * d.norm())])
+
+
+def _diagnose_style(got, expected, args):
+    feats, layers, targets, weights = args
+    grams = [losses.gram_matrix(feats[layer]) for layer in layers]
+
+    def total(term, use_weights=True, against=targets):
+        if against is None:
+            return None
+        return sum((w if use_weights else 1.0) * term(g - a) for g, a, w in zip(grams, against, weights))
+
+    squared = lambda d: d.pow(2).sum()  # noqa: E731
+    by_layer = None  # style_targets[layer] instead of style_targets[i], when that happens to run
+    if all(isinstance(layer, int) and 0 <= layer < len(targets) for layer in layers):
+        by_layer = [targets[layer] for layer in layers]
+        if any(t.shape[-2:] != g.shape[-2:] for t, g in zip(by_layer, grams)):
+            by_layer = None
+    first = ("first_layer_only", "only the first style layer is used",
+             "sum the weighted terms of all layers; don't return inside the loop.")
+    target_advice = "compare the Gram matrix of feats[style_layers[i]] with style_targets[i] (the same i)."
+    return _match(got, [
+        ("missing_layer_weights", "the layer weights are missing",
+         "multiply each layer's term by its weight style_weights[i].", total(squared, use_weights=False)),
+        (*first, weights[0] * squared(grams[0] - targets[0])), (*first, squared(grams[0] - targets[0])),
+        (*_NOT_SQUARED, total(lambda d: d.abs().sum())), (*_NOT_SQUARED, total(lambda d: d.sum())),
+        (*_NOT_SQUARED, total(lambda d: d.norm())), (*_MEAN, total(lambda d: d.pow(2).mean())),
+        ("wrong_target", "compares against the wrong target", target_advice, total(squared, against=by_layer)),
+        ("wrong_target", "does not subtract the target", target_advice,
+         total(squared, against=[torch.zeros_like(t) for t in targets]))])
+
+
+def _diagnose_tv(got, expected, args):
+    img, w = args
+    dv, dh = img[:, :, 1:, :] - img[:, :, :-1, :], img[:, :, :, 1:] - img[:, :, :, :-1]
+    sv, sh = dv.pow(2).sum(), dh.pow(2).sum()
+    one = ("one_direction", "only one direction is counted",
+           "add the squared differences between vertical neighbours AND between horizontal neighbours.")
+    first = None if img.shape[0] == 1 else losses.tv_loss(img[:1], w)
+    return _match(got, [(*one, w * sv), (*one, w * sh), (*_NO_WEIGHT, sv + sh),
+                        (*_NOT_SQUARED, w * (dv.abs().sum() + dh.abs().sum())),
+                        (*_NOT_SQUARED, w * (dv.sum() + dh.sum())),
+                        (*_MEAN, w * (dv.pow(2).mean() + dh.pow(2).mean())), (*_MEAN, w * (sv + sh) / img.numel()),
+                        ("first_item_only", "only the first batch item is counted",
+                         "sum over the whole batch (all N images), not img[0] only.", first)])
+
+
+def _ratio(got, expected):
+    """r with got == r * expected, or None when they are not proportional."""
+    r = float((got * expected).sum() / expected.pow(2).sum().clamp_min(1e-30))
+    return r if rel_error(got, r * expected) < 1e-4 else None
+
+
+def _diagnose_gram(got, expected, args):
+    features, normalize = args
+    n, c, h, w = features.shape
+    ratios = [_ratio(got[i], expected[i]) for i in range(n)]
+    close = lambda r, target: r is not None and abs(r / target - 1) < 1e-3  # noqa: E731
+    if n > 1 and close(ratios[0], 1) and not all(close(r, 1) for r in ratios[1:]):
+        return _first_item_only()
+    if None in ratios:
+        return None
+    if not all(close(r, ratios[0]) for r in ratios):
+        powers = [torch.log(torch.tensor(r)) / torch.log(torch.tensor(1.0 / (c * h * w))) for r in ratios]
+        if normalize and all(abs(p - round(float(p))) < 1e-3 for p in powers):
+            return _Mistake("normalized_in_loop", "the batch items are normalised different numbers of times",
+                            "divide by C*H*W once, after the loop (or better, without a loop), not the "
+                            "whole tensor inside the loop.")
+        return None
+    r = ratios[0]
+    if not normalize:
+        return _Mistake("ignores_normalize_false", "divides even when normalize=False",
+                        "divide by C*H*W only `if normalize:`.")
+    named = [(c * h * w, "not_normalized", "not normalised", "with normalize=True divide by C*H*W."),
+             (c, "normalized_by_hw", "divided by H*W only", "divide by C*H*W: the channels count too."),
+             (h * w, "normalized_by_c", "divided by C only", "divide by C*H*W: the positions count too."),
+             (1 / (c * h * w), "normalized_twice", "divided by C*H*W twice", "divide by C*H*W once.")]
+    for factor, mistake, title, advice in named:
+        if close(r, factor):
+            return _Mistake(mistake, f"{title} (every entry is {factor:.4g} times too large)" if factor > 1
+                            else f"{title} (every entry is {1 / factor:.4g} times too small)", advice)
+    return _Mistake("wrong_scale", f"off by a constant factor (every entry is {r:.4g} times the expected value)",
+                    "divide by C*H*W (and only when normalize=True).")
+
+
+# --- small helpers ---------------------------------------------------------------------
+
+def _clone(obj, requires_grad=False):
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone().requires_grad_(requires_grad)
+    if isinstance(obj, dict):
+        return {k: _clone(v, requires_grad) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_clone(v, requires_grad) for v in obj)
+    return obj
+
+
+def _tensors(obj):
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    values = obj.values() if isinstance(obj, dict) else obj if isinstance(obj, (list, tuple)) else []
+    return [t for v in values for t in _tensors(v)]
+
+
+def _same(a, b) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(_tensors(a), _tensors(b)))
+
+
+def _tree(fn):
+    try:
+        return ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError):
+        return None
+
+
+def _loops(fn) -> list[str]:
+    """Kinds of Python loops in the source of ``fn``: "for loop", "while loop", "comprehension"."""
+    kinds = {ast.For: "`for` loop", ast.While: "`while` loop", ast.comprehension: "comprehension"}
+    tree = _tree(fn)
+    return sorted({kinds[type(node)] for node in (ast.walk(tree) if tree else []) if type(node) in kinds})
+
+
+def _source_attributes(fn, names) -> list[str]:
+    tree = _tree(fn)
+    nodes = ast.walk(tree) if tree else []
+    return sorted({n.attr for n in nodes if isinstance(n, ast.Attribute) and n.attr in names})
