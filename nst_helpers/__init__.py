@@ -1,1 +1,20 @@
-"""nst_helpers: the tested reference code behind the neural style transfer course."""
+"""nst_helpers: the tested reference code behind the neural style transfer course.
+
+    from nst_helpers import load_image, show_images, VGGFeatures, stylize
+"""
+
+from . import checks, examples, images, losses, vgg
+from .images import load_image, save_image, show_images, to_pil
+from .losses import content_loss, gram_matrix, style_loss, tv_loss
+from .transfer import Result, Settings, stylize
+from .vgg import VGGFeatures, default_device, layer_names
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "checks", "examples", "images", "losses", "vgg",
+    "load_image", "save_image", "show_images", "to_pil",
+    "content_loss", "gram_matrix", "style_loss", "tv_loss",
+    "Result", "Settings", "stylize",
+    "VGGFeatures", "default_device", "layer_names",
+]

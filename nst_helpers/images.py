@@ -246,10 +246,10 @@ def save_image(tensor: torch.Tensor, path) -> Path:
 # ----------------------------------------------------------------------------- showing
 
 def show_images(images, titles=None, ncols: int | None = None, size: float = 4.0, show: bool = True):
-    """Show tensors ((1,3,H,W), (3,H,W) or a batch (N,3,H,W)) side by side; returns the matplotlib Figure.
+    """Show tensors ((1,3,H,W), (3,H,W) or a batch (N,3,H,W)) side by side in a grid.
 
     ncols: images per row (default: all in one row, at most 4).  size: inches per image.
-    show: call plt.show() (in a notebook end the line with ';' so the figure is not shown twice).
+    show: call plt.show() and return None; with show=False the Figure is returned instead, to add to it.
     """
     import matplotlib.pyplot as plt
 
@@ -278,4 +278,5 @@ def show_images(images, titles=None, ncols: int | None = None, size: float = 4.0
     fig.tight_layout()
     if show:
         plt.show()
+        return None
     return fig

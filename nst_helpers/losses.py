@@ -25,6 +25,7 @@ __all__ = [
     "style_loss",
     "tv_loss",
     "normalized_content_loss",
+    "normalized_style_weights",
     "normalized_tv_loss",
 ]
 
@@ -99,19 +100,33 @@ def tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
 # --- size-normalised variants used by the optimisation loop -----------------
 #
 # The raw sums above grow with the number of positions, so a weight tuned at
-# 256 px would be far too strong at 512 px.  Dividing by the element count
-# turns each sum into a mean, which does not depend on the image size.  The
-# style loss needs no variant: with gram_matrix(normalize=True) its value is
-# already independent of H and W (it equals 4x the E_l of Gatys et al.).
+# 256 px would be far too strong at 512 px, and they differ by orders of
+# magnitude between layers and between weight sets (Caffe's VGG sees pixels
+# in 0-255, torchvision's in standardised units).  The loop therefore measures
+# each term *relative to its target*: a value of 1 means "as far from the
+# target as an image of zeros".  Ratios of sums do not depend on H and W, nor
+# on the scale of the activations, so one setting of the weights keeps
+# working at every size, for every layer and with either weight set.
 
 def normalized_content_loss(content_weight: float, content_current: torch.Tensor,
                             content_original: torch.Tensor) -> torch.Tensor:
-    """``content_loss`` divided by the number of elements: w_c * mean (F - P)^2."""
-    return content_loss(content_weight / content_current.numel(), content_current, content_original)
+    """``content_loss`` divided by sum P^2:  w_c * sum (F - P)^2 / sum P^2."""
+    scale = content_original.pow(2).sum().clamp_min(1e-12)
+    return content_loss(content_weight, content_current, content_original) / scale
+
+
+def normalized_style_weights(style_weight: float, style_targets: Sequence[torch.Tensor]) -> list[float]:
+    """Per-layer weights w_l = style_weight / (L * sum A_l^2) for ``style_loss``.
+
+    With them every layer contributes on the same scale (1 for an image of zeros),
+    whatever its number of channels or the size of its activations.
+    """
+    count = len(style_targets)
+    return [style_weight / (count * max(float(target.pow(2).sum()), 1e-12)) for target in style_targets]
 
 
 def normalized_tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
-    """``tv_loss`` divided by the number of elements of ``img``."""
+    """``tv_loss`` divided by the number of elements of ``img`` (a mean; pixels in [0, 1])."""
     return tv_loss(img, tv_weight / img.numel())
 
 

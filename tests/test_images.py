@@ -341,8 +341,9 @@ def test_show_images_grid(monkeypatch):
     monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(True))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
+        assert show_images([torch.rand(1, 3, 8, 8)]) is None  # shown, not returned: no double display
         fig = show_images([torch.rand(1, 3, 8, 8), torch.rand(2, 3, 8, 6), torch.rand(3, 5, 5)],
-                          titles=["a", "b", "c", "d"], ncols=3)
+                          titles=["a", "b", "c", "d"], ncols=3, show=False)
     assert shown == [True]
     axes = fig.get_axes()
     assert len(axes) == 6  # 2 rows x 3 columns
