@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from . import display, examples, images
 from .losses import (gram_matrix, normalized_content_loss, normalized_style_weights, normalized_tv_loss,
                      style_loss)
 from .vgg import VGGFeatures, default_device
@@ -111,21 +112,21 @@ def _extractor(layers: Sequence[str], weights: str, pooling: str, device: torch.
 
 def load_any(source, size: int | None = None) -> torch.Tensor:
     """An image from anything ``images.load_image`` takes, or an example name (``"chelsea"``)."""
-    from . import examples, images
-
-    if isinstance(source, str) and source in examples.names(online=True):
+    if isinstance(source, str) and source in examples.names():
         return examples.load(source, size=size)
     return images.load_image(source, size=size)
 
 
 def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], None] | None = None,
-            progress: bool = True, **settings) -> Result:
+            progress: bool = True, preview: bool | int | None = None, **settings) -> Result:
     """Render ``content`` in the style of ``style``.
 
     content, style: a path, URL, bytes, PIL image, array, (1,3,H,W) tensor or example name.
     settings: any field of ``Settings`` (size, steps, content_weight, style_weight, tv_weight,
     optimizer, init, pooling, weights, style_size, seed, device, ...); ``init`` may also be an image.
     callback(step, image, losses) is called after every loss evaluation.
+    progress: a tqdm bar with the current loss.  preview: in a notebook, redraw the image and the loss
+    curves in place every ``preview`` steps (True: every 20; None: when ``progress`` is on).
     Returns a ``Result``; Ctrl-C returns the best image so far with ``interrupted=True``.
     """
     init = settings.pop("init", "content")
@@ -160,7 +161,10 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
 
     history: list[dict[str, float]] = []
     best = {"loss": float("inf"), "image": x.detach().clone()}
-    bar = _progress_bar(opts.steps) if progress else None
+    bar = display.progress_bar(opts.steps) if progress else None
+    if preview is None:
+        preview = progress
+    live = display.LivePreview(every=20 if preview is True else int(preview), total=opts.steps) if preview else None
 
     def evaluate() -> torch.Tensor:
         if len(history) >= opts.steps:
@@ -186,6 +190,8 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
         if bar is not None:
             bar.update(1)
             bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+        if live is not None:
+            live(len(history), x.detach(), losses)
         if callback is not None:
             callback(len(history), x.detach(), losses)
         optimizer.zero_grad(set_to_none=True)
@@ -226,12 +232,6 @@ def _make_optimizer(opts: Settings, x: torch.Tensor) -> torch.optim.Optimizer:
         return torch.optim.LBFGS([x], lr=opts.learning_rate or 1.0, max_iter=opts.steps, max_eval=opts.steps,
                                  tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
     return torch.optim.Adam([x], lr=opts.learning_rate or 0.02)
-
-
-def _progress_bar(total: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc="stylize", unit="step", leave=True)
 
 
 def settings_dict(opts: Settings) -> dict:
