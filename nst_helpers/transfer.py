@@ -18,8 +18,9 @@ the same, and the numbers read plainly: 1.0 means "as far from the target as a b
 
 Pixel range -- why no clamping between steps.  L-BFGS builds a model of the curvature from the last
 few steps; clamping the pixels behind its back makes that model wrong, and the run stalls.  Instead a
-smooth penalty, ``RANGE_WEIGHT * mean(relu(x - 1)^2 + relu(-x)^2)``, is part of the loss, so the
-optimiser itself keeps the pixels in [0, 1]; the final image is clamped once (a change of a few 1/1000s).
+smooth penalty, ``RANGE_WEIGHT * (sum of the weights) * mean(relu(x - 1)^2 + relu(-x)^2)``, is part
+of the loss, so the optimiser itself brings the pixels back into [0, 1]; early trial steps may overshoot,
+the final image is within about 0.01 of the range and is clamped once.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
         start = F.interpolate(start, size=content_img.shape[-2:], mode="bilinear", align_corners=False)
     x = start.detach().clone().contiguous().requires_grad_(True)
 
+    # The penalty must outweigh the other terms whatever their weights.
+    range_weight = RANGE_WEIGHT * (opts.content_weight + opts.style_weight + opts.tv_weight)
     history: list[dict[str, float]] = []
     best = {"loss": float("inf"), "image": x.detach().clone()}
     bar = display.progress_bar(opts.steps) if progress else None
@@ -176,7 +179,7 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
         style = style_loss({name: feats[name].float() for name in opts.style_layers}, opts.style_layers,
                            style_targets, style_weights) if opts.style_layers else x.new_zeros(())
         tv = normalized_tv_loss(x, opts.tv_weight)
-        out_of_range = RANGE_WEIGHT * (F.relu(x - 1).pow(2) + F.relu(-x).pow(2)).mean()
+        out_of_range = range_weight * (F.relu(x - 1).pow(2) + F.relu(-x).pow(2)).mean()
         total = content + style + tv + out_of_range
         value = float(total.detach())
         if value != value or value in (float("inf"), float("-inf")):
