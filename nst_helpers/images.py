@@ -236,6 +236,9 @@ def save_image(tensor: torch.Tensor, path) -> Path:
         with os.fdopen(handle, "wb") as file:
             options = {"quality": 95} if image_format == "JPEG" else {}
             image.save(file, format=image_format, **options)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp_name, 0o666 & ~umask)   # mkstemp makes 0600 files; give the usual permissions
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)

@@ -76,8 +76,12 @@ def style_loss(feats: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
             f"style_layers, style_targets and style_weights must have the same length, got "
             f"{len(style_layers)}, {len(style_targets)} and {len(style_weights)}")
     total = None
-    for layer, target, weight in zip(style_layers, style_targets, style_weights):
+    for i, (layer, target, weight) in enumerate(zip(style_layers, style_targets, style_weights)):
         gram = gram_matrix(feats[layer])
+        if target.dim() != 3 or target.shape[1:] != gram.shape[1:] or target.shape[0] not in (1, gram.shape[0]):
+            raise ValueError(f"style_targets[{i}] has shape {tuple(target.shape)} but the Gram matrix of layer "
+                             f"{layer!r} has shape {tuple(gram.shape)}; compute the target with gram_matrix "
+                             "on the same layer")
         term = weight * (gram - target).pow(2).sum()
         total = term if total is None else total + term
     if total is None:
@@ -118,8 +122,8 @@ def normalized_content_loss(content_weight: float, content_current: torch.Tensor
 def normalized_style_weights(style_weight: float, style_targets: Sequence[torch.Tensor]) -> list[float]:
     """Per-layer weights w_l = style_weight / (L * sum A_l^2) for ``style_loss``.
 
-    With them every layer contributes on the same scale (1 for an image of zeros),
-    whatever its number of channels or the size of its activations.
+    With them every layer contributes on the same scale (style_weight / L for features of
+    zeros), whatever its number of channels or the size of its activations.
     """
     count = len(style_targets)
     return [style_weight / (count * max(float(target.pow(2).sum()), 1e-12)) for target in style_targets]

@@ -26,6 +26,7 @@ the final image is within about 0.01 of the range and is clamped once.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,9 +39,11 @@ from .losses import (gram_matrix, normalized_content_loss, normalized_style_weig
                      style_loss)
 from .vgg import VGGFeatures, default_device
 
-__all__ = ["Settings", "Result", "stylize", "load_any"]
+__all__ = ["Settings", "Result", "Objective", "stylize", "evaluate_loss", "load_any", "plan_levels"]
 
 RANGE_WEIGHT = 1e3
+COARSE_SIZE = 256      # coarse-to-fine starts at or below this long side
+COARSE_SHARE = 0.5     # share of the steps spent at the coarser levels
 GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
@@ -63,12 +66,16 @@ class Settings:
     style_size: int | None = None        # long side of the style image; None: same as ``size``
     seed: int | None = None
     device: str | None = None            # None: cuda, else mps, else cpu
+    precision: str = "auto"              # VGG in "bf16" or "fp32"; "auto": bf16 where the hardware is fast
+    coarse_to_fine: bool | None = None   # start at half size (or less); None: on above COARSE_SIZE
 
     def __post_init__(self):
         self.content_layers = tuple([self.content_layers] if isinstance(self.content_layers, str)
                                     else self.content_layers)
         self.style_layers = tuple([self.style_layers] if isinstance(self.style_layers, str)
                                   else self.style_layers)
+        if self.precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.optimizer not in ("lbfgs", "adam"):
             raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
         if int(self.steps) < 1:
@@ -93,11 +100,15 @@ class Result:
     settings: Settings
     interrupted: bool = False            # stopped early by Ctrl-C / "interrupt kernel"
     message: str = ""                    # why it stopped early, if it did
-    extra: dict = field(default_factory=dict)
+    levels: list = field(default_factory=list)  # [(long side, steps), ...] of a coarse-to-fine run
 
 
 class _Stop(Exception):
     """Raised inside the loss evaluation to end the run early."""
+
+
+class _LevelDone(Exception):
+    """Raised inside the loss evaluation when a resolution level has used its steps."""
 
 
 _EXTRACTORS: dict[tuple, VGGFeatures] = {}
@@ -124,7 +135,8 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
 
     content, style: a path, URL, bytes, PIL image, array, (1,3,H,W) tensor or example name.
     settings: any field of ``Settings`` (size, steps, content_weight, style_weight, tv_weight,
-    optimizer, init, pooling, weights, style_size, seed, device, ...); ``init`` may also be an image.
+    optimizer, init, pooling, weights, style_size, seed, device, precision, coarse_to_fine, ...);
+    ``init`` may also be an image.
     callback(step, image, losses) is called after every loss evaluation.
     progress: a tqdm bar with the current loss.  preview: in a notebook, redraw the image and the loss
     curves in place every ``preview`` steps (True: every 20; None: when ``progress`` is on).
@@ -136,84 +148,43 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
         init_image, init = init, "image"
     opts = Settings(init=init, **settings)
     device = torch.device(opts.device) if opts.device else default_device()
+    bf16 = use_bf16(opts.precision, device)
 
-    content_img = load_any(content, size=opts.size).to(device)
-    style_img = load_any(style, size=opts.style_size or opts.size).to(device)
+    content_full = load_any(content, size=opts.size).to(device)
+    style_full = load_any(style, size=opts.style_size or opts.size).to(device)
     extractor = _extractor(opts.content_layers + opts.style_layers, opts.weights, opts.pooling, device)
-
-    with torch.no_grad():
-        content_feats = extractor(content_img)
-        style_feats = extractor(style_img)
-    content_targets = [content_feats[name].detach() for name in opts.content_layers]
-    style_targets = [gram_matrix(style_feats[name].float()).detach() for name in opts.style_layers]
-    style_weights = normalized_style_weights(opts.style_weight, style_targets)
-
     generator = torch.Generator().manual_seed(opts.seed if opts.seed is not None else 0)
-    if init == "content":
-        start = content_img.clone()
-    elif init == "noise":
-        start = torch.rand(content_img.shape, generator=generator).to(device)
-    elif init == "style":
-        start = F.interpolate(style_img, size=content_img.shape[-2:], mode="bilinear", align_corners=False)
-    else:
-        start = load_any(init_image).to(device)
-        start = F.interpolate(start, size=content_img.shape[-2:], mode="bilinear", align_corners=False)
-    x = start.detach().clone().contiguous().requires_grad_(True)
+    levels = plan_levels(opts)
 
-    # The penalty must outweigh the other terms whatever their weights.
-    range_weight = RANGE_WEIGHT * (opts.content_weight + opts.style_weight + opts.tv_weight)
     history: list[dict[str, float]] = []
-    best = {"loss": float("inf"), "image": x.detach().clone()}
     bar = display.progress_bar(opts.steps) if progress else None
     if preview is None:
         preview = progress
     live = display.LivePreview(every=20 if preview is True else int(preview), total=opts.steps) if preview else None
 
-    def evaluate() -> torch.Tensor:
-        if len(history) >= opts.steps:
-            raise _Stop()
-        feats = extractor(x)
-        content = sum(normalized_content_loss(opts.content_weight / len(content_targets), feats[name].float(), target)
-                      for name, target in zip(opts.content_layers, content_targets)) if opts.content_layers \
-            else x.new_zeros(())
-        style = style_loss({name: feats[name].float() for name in opts.style_layers}, opts.style_layers,
-                           style_targets, style_weights) if opts.style_layers else x.new_zeros(())
-        tv = normalized_tv_loss(x, opts.tv_weight)
-        out_of_range = range_weight * (F.relu(x - 1).pow(2) + F.relu(-x).pow(2)).mean()
-        total = content + style + tv + out_of_range
-        value = float(total.detach())
-        if value != value or value in (float("inf"), float("-inf")):
-            raise _Stop(f"the loss became {value} at step {len(history) + 1}; returning the last finite image "
-                        "(lower the learning rate or the weights)")
-        losses = {"total": value, "content": float(content.detach()), "style": float(style.detach()),
-                  "tv": float(tv.detach())}
+    def report(x: torch.Tensor, losses: dict[str, float]) -> None:
         history.append(losses)
-        if value < best["loss"]:
-            best["loss"], best["image"] = value, x.detach().clone()
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{value:.4g}", refresh=False)
-        if live is not None:
-            live(len(history), x.detach(), losses)
-        if callback is not None:
-            callback(len(history), x.detach(), losses)
-        optimizer.zero_grad(set_to_none=True)
-        total.backward()
-        return total
+            bar.set_postfix(loss=f"{losses['total']:.4g}", refresh=False)
+        for hook in (live, callback):
+            if hook is not None:
+                hook(len(history), x, losses)
 
-    optimizer = _make_optimizer(opts, x)
+    best: dict = {}
     interrupted, message = False, ""
     started = time.perf_counter()
     try:
-        while len(history) < opts.steps:
-            before = len(history)
-            if opts.optimizer == "lbfgs":
-                optimizer.step(evaluate)
+        x = None
+        for size, steps in levels:
+            content_img = _resize(content_full, size)
+            style_img = _resize(style_full, max(16, round(max(style_full.shape[-2:]) * size / opts.size)))
+            if x is None:
+                start = _initial_image(init, init_image, content_img, style_img, generator)
             else:
-                evaluate()
-                optimizer.step()
-            if len(history) == before:      # L-BFGS converged and stopped evaluating
-                break
+                start = F.interpolate(x.detach(), size=content_img.shape[-2:], mode="bicubic", align_corners=False)
+            objective = Objective(opts, extractor, content_img, style_img, bf16=bf16)
+            x = _optimise_level(objective, start, len(history) + steps, history, report, best)
     except _Stop as stop:
         message = str(stop)
     except KeyboardInterrupt:
@@ -224,15 +195,162 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     seconds = time.perf_counter() - started
     if message:
         print(message)
-    # The lowest loss seen: L-BFGS's last update may not have been evaluated yet.
-    image = best["image"]
-    return Result(image=image.clamp(0, 1).cpu(), history=history, seconds=seconds, settings=opts,
-                  interrupted=interrupted, message=message)
+    # The lowest loss seen at the last level: L-BFGS's last update may not have been evaluated.
+    image = best.get("image", content_full)
+    if image.shape[-2:] != content_full.shape[-2:]:
+        image = F.interpolate(image, size=content_full.shape[-2:], mode="bicubic", align_corners=False)
+    return Result(image=image.clamp(0, 1).float().cpu(), history=history, seconds=seconds, settings=opts,
+                  interrupted=interrupted, message=message, levels=levels)
 
 
-def _make_optimizer(opts: Settings, x: torch.Tensor) -> torch.optim.Optimizer:
+class Objective:
+    """The total loss of Gatys et al. for one content and one style image, at one resolution.
+
+    Targets are computed once, without gradients.  ``objective(x)`` returns the total (a tensor to
+    call backward on) and its parts as floats.  With ``bf16`` the VGG runs under bfloat16 autocast;
+    Gram matrices and losses are always computed in fp32.
+    """
+
+    def __init__(self, opts: Settings, extractor: VGGFeatures, content_img: torch.Tensor,
+                 style_img: torch.Tensor, bf16: bool = False):
+        self.opts, self.extractor, self.bf16 = opts, extractor, bf16
+        with torch.no_grad():
+            content_feats = self._features(content_img)
+            style_feats = self._features(style_img)
+        self.content_targets = [content_feats[name] for name in opts.content_layers]
+        self.style_targets = [gram_matrix(style_feats[name]) for name in opts.style_layers]
+        self.style_weights = normalized_style_weights(opts.style_weight, self.style_targets)
+        self.content_weight = opts.content_weight / max(1, len(self.content_targets))
+        # The range penalty must outweigh the other terms whatever their weights.
+        self.range_weight = RANGE_WEIGHT * (opts.content_weight + opts.style_weight + opts.tv_weight)
+
+    def _features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            feats = self.extractor(image)
+        return {name: value.float() for name, value in feats.items()}
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        opts = self.opts
+        feats = self._features(x)
+        content = sum(normalized_content_loss(self.content_weight, feats[name], target)
+                      for name, target in zip(opts.content_layers, self.content_targets))
+        style = style_loss(feats, opts.style_layers, self.style_targets, self.style_weights) \
+            if opts.style_layers else 0.0
+        tv = normalized_tv_loss(x, opts.tv_weight)
+        out_of_range = self.range_weight * (F.relu(x - 1).pow(2) + F.relu(-x).pow(2)).mean()
+        total = content + style + tv + out_of_range
+        parts = {"total": _number(total), "content": _number(content), "style": _number(style), "tv": _number(tv)}
+        return total, parts
+
+
+def evaluate_loss(image: torch.Tensor, content, style, **settings) -> dict[str, float]:
+    """The loss parts of ``image`` (1,3,H,W) for ``stylize``'s settings, in fp32 at the image's size."""
+    opts = Settings(**{**settings, "size": max(image.shape[-2:])})
+    device = torch.device(opts.device) if opts.device else default_device()
+    extractor = _extractor(opts.content_layers + opts.style_layers, opts.weights, opts.pooling, device)
+    content_img = load_any(content, size=opts.size).to(device)
+    style_img = load_any(style, size=opts.style_size or opts.size).to(device)
+    objective = Objective(opts, extractor, content_img, style_img, bf16=False)
+    with torch.no_grad():
+        return objective(image.to(device))[1]
+
+
+def _optimise_level(objective: Objective, start: torch.Tensor, last_step: int, history: list,
+                    report: Callable, best: dict) -> torch.Tensor:
+    """Optimise the pixels at one resolution until ``len(history) == last_step``; returns the best."""
+    x = start.detach().clone().contiguous().requires_grad_(True)
+    best.clear()
+    best.update(loss=float("inf"), image=x.detach().clone())
+    optimizer = _make_optimizer(objective.opts, x, last_step - len(history))
+
+    def evaluate() -> torch.Tensor:
+        if len(history) >= last_step:
+            raise _LevelDone()
+        total, parts = objective(x)
+        if not math.isfinite(parts["total"]):
+            raise _Stop(f"the loss became {parts['total']} at step {len(history) + 1}; returning the last finite "
+                        "image (lower the learning rate or the weights)")
+        if parts["total"] < best["loss"]:
+            best.update(loss=parts["total"], image=x.detach().clone())
+        report(x.detach(), parts)
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        return total
+
+    try:
+        while len(history) < last_step:
+            before = len(history)
+            if objective.opts.optimizer == "lbfgs":
+                optimizer.step(evaluate)
+            else:
+                evaluate()
+                optimizer.step()
+            if len(history) == before:      # L-BFGS converged and stopped evaluating
+                break
+    except _LevelDone:
+        pass
+    return best["image"]
+
+
+def _number(value) -> float:
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
+def _initial_image(init: str, init_image, content_img: torch.Tensor, style_img: torch.Tensor,
+                   generator: torch.Generator) -> torch.Tensor:
+    if init == "content":
+        return content_img
+    if init == "noise":
+        return torch.rand(content_img.shape, generator=generator).to(content_img.device)
+    image = style_img if init == "style" else load_any(init_image).to(content_img.device)
+    return F.interpolate(image, size=content_img.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def _resize(image: torch.Tensor, long_side: int) -> torch.Tensor:
+    """``image`` with its long side at ``long_side`` pixels (unchanged if it already is)."""
+    height, width = image.shape[-2:]
+    if max(height, width) == long_side:
+        return image
+    scale = long_side / max(height, width)
+    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
+
+
+def plan_levels(opts: Settings) -> list[tuple[int, int]]:
+    """The resolutions of a run and the steps spent at each: [(long side, steps), ...].
+
+    Coarse-to-fine halves the size (at least once) until it is at most COARSE_SIZE and spends COARSE_SHARE of the steps
+    at the coarser levels, where a step costs a quarter (or less) of a full-size step.
+    """
+    enabled = opts.coarse_to_fine if opts.coarse_to_fine is not None else opts.size > COARSE_SIZE
+    sizes = [opts.size]
+    if enabled:
+        sizes.insert(0, max(16, opts.size // 2))
+        while sizes[0] > COARSE_SIZE:
+            sizes.insert(0, sizes[0] // 2)
+    if len(sizes) == 1 or opts.steps < 2 * len(sizes):
+        return [(opts.size, opts.steps)]
+    coarse_steps = round(opts.steps * COARSE_SHARE)
+    per_level = [coarse_steps // (len(sizes) - 1)] * (len(sizes) - 1)
+    return [(size, steps) for size, steps in zip(sizes, per_level)] + [(opts.size, opts.steps - sum(per_level))]
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether the VGG runs in bfloat16: "bf16" yes, "fp32" no, "auto" where the hardware is fast at it."""
+    if precision != "auto":
+        return precision == "bf16"
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+        return bool((check and check()) or (amx and amx()))
+    return False
+
+
+def _make_optimizer(opts: Settings, x: torch.Tensor, steps: int) -> torch.optim.Optimizer:
     if opts.optimizer == "lbfgs":
-        return torch.optim.LBFGS([x], lr=opts.learning_rate or 1.0, max_iter=opts.steps, max_eval=opts.steps,
+        return torch.optim.LBFGS([x], lr=opts.learning_rate or 1.0, max_iter=steps, max_eval=steps,
                                  tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
     return torch.optim.Adam([x], lr=opts.learning_rate or 0.02)
 

@@ -186,7 +186,11 @@ class VGGFeatures(nn.Module):
         if not path.is_file():
             raise ValueError(f"weights must be 'caffe', 'torchvision', 'random' or the path of a saved "
                              f"state dict; {str(weights)!r} is none of these")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise ValueError(f"{path} is not a state dict saved from a VGGFeatures ({type(err).__name__}); "
+                             "save one with torch.save(extractor.state_dict(), path)") from None
         if not isinstance(state, dict) or "mean" not in state:
             raise ValueError(f"{path} is not a state dict saved from a VGGFeatures: save one with "
                              "torch.save(extractor.state_dict(), path)")

@@ -353,3 +353,12 @@ def test_show_images_grid(monkeypatch):
     plt.close(fig)
     with pytest.raises(ValueError):
         show_images([torch.rand(1, 3, 4, 4)], titles=["a", "b"], show=False)
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = save_image(torch.rand(1, 3, 4, 4), tmp_path / "out.png")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

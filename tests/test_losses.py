@@ -344,9 +344,6 @@ def test_style_loss_rejects_no_layers_and_wrong_dimensionality():
         losses.style_loss({"a": torch.zeros(2, 3, 3)}, ["a"], [torch.zeros(1, 2, 2)], [1.0])
 
 
-@pytest.mark.xfail(strict=True, reason="style_loss does not check the target's shape: a target from another "
-                                       "layer gives torch's broadcasting RuntimeError, a batch of targets "
-                                       "silently broadcasts")
 def test_style_loss_rejects_targets_of_the_wrong_shape():
     feats = {"a": torch.zeros(1, 4, 3, 3)}
     with pytest.raises(ValueError, match="shape") as excinfo:

@@ -335,8 +335,6 @@ def test_a_torch_file_that_is_not_vgg_is_refused(tmp_path):
     assert_one_line_error(excinfo)
 
 
-@pytest.mark.xfail(strict=True, reason="vgg.VGGFeatures lets torch.load's error through for a file that is not a "
-                                       "torch file (a KeyError such as '101'), instead of a clear one-line error")
 def test_a_file_that_is_not_a_torch_file_is_refused_clearly(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello, not a state dict\n")
