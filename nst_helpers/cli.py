@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--style-size", metavar="PX", type=_positive_int, default=DEFAULTS["style_size"],
                         help="long side of the style image in pixels: larger values give finer brushwork "
                              "(default: the same as --size)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS["precision"],
+                        help="number format of the VGG-19 pass (the losses are always fp32): bf16 is about "
+                             "twice as fast where the hardware supports it; auto picks it there "
+                             "(default: %(default)s)")
+    parser.add_argument("--coarse-to-fine", action=argparse.BooleanOptionalAction,
+                        default=DEFAULTS["coarse_to_fine"],
+                        help="optimise at half size first, then refine at full size: faster for large "
+                             f"images (default: on above {transfer.COARSE_SIZE} px)")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bar, and print nothing on success")
     parser.add_argument("--list-examples", action="store_true",
@@ -116,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> dict:
     """The options as keyword arguments of ``transfer.stylize``."""
     names = ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
-             "seed", "device", "weights", "style_size")
+             "seed", "device", "weights", "style_size", "precision", "coarse_to_fine")
     return {name: getattr(args, name) for name in names}
 
 

@@ -91,9 +91,26 @@ def test_defaults_come_from_settings():
     args = cli.build_parser().parse_args([])
     defaults = transfer.Settings()
     for name in ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
-                 "seed", "device", "weights", "style_size"):
+                 "seed", "device", "weights", "style_size", "precision", "coarse_to_fine"):
         assert getattr(args, name) == getattr(defaults, name), name
-    assert {f.name for f in dataclasses.fields(transfer.Settings)} >= set(cli._settings(args))
+    # Every setting but the learning rate and the layer lists has an option.
+    assert {f.name for f in dataclasses.fields(transfer.Settings)} - set(cli._settings(args)) == {
+        "learning_rate", "content_layers", "style_layers"}
+
+
+def test_precision_and_coarse_to_fine_reach_stylize(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_stylize(content, style, progress=True, **settings):
+        seen.update(settings)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(transfer, "stylize", fake_stylize)
+    code = cli.main(["chelsea", "swirls", "-o", str(tmp_path / "o.png"), "--size", "32", "--precision", "fp32",
+                     "--coarse-to-fine", "--quiet"])
+    assert code == 1 and seen["precision"] == "fp32" and seen["coarse_to_fine"] is True
+    cli.main(["chelsea", "swirls", "-o", str(tmp_path / "o.png"), "--size", "32", "--no-coarse-to-fine", "-q"])
+    assert seen["coarse_to_fine"] is False
 
 
 def test_help_explains_the_options(capsys):
