@@ -51,6 +51,8 @@ def plot_history(result_or_history, ax=None, log: bool = True, title: str | None
     for key, colour in LOSS_COLOURS.items():
         values = [entry[key] for entry in history]
         if any(v > 0 for v in values):
+            if log:  # a term that starts at 0 (content, from the photo) would stretch a log axis to 1e-9
+                values = [v if v > 1e-3 * max(values) else float("nan") for v in values]
             ax.plot(steps, values, label=key, color=colour, linewidth=2 if key == "total" else 1.2)
     if log:
         ax.set_yscale("log")

@@ -12,9 +12,11 @@ How the pieces fit:
 Loss normalisation -- why the same weights work at every size.  The lesson's raw sums grow with the
 number of pixels and differ by orders of magnitude between layers.  Here each content and style term
 is divided by the size of its target (sum P^2, sum A^2; ``losses.normalized_content_loss`` and
-``normalized_style_weights``) and the TV term is a mean (``normalized_tv_loss``).  Ratios of sums do
-not change with H and W, so weights tuned at 256 px keep working at 1024 px, every style layer counts
-the same, and the numbers read plainly: 1.0 means "as far from the target as a black image".
+``normalized_style_weights``) and the TV term is a mean (``normalized_tv_loss``).  A ratio of two sums
+over the same positions does not grow with H and W, so weights tuned at 256 px keep working at 512 px
+(the values still drift a little, as a photo shows more detail per feature at higher resolution),
+every style layer counts the same, and the numbers read plainly: 1.0 means "as far from the target
+as a black image".
 
 Pixel range -- why no clamping between steps.  L-BFGS builds a model of the curvature from the last
 few steps; clamping the pixels behind its back makes that model wrong, and the run stalls.  Instead a
@@ -67,7 +69,8 @@ class Settings:
     seed: int | None = None
     device: str | None = None            # None: cuda, else mps, else cpu
     precision: str = "auto"              # VGG in "bf16" or "fp32"; "auto": bf16 where the hardware is fast
-    coarse_to_fine: bool | None = None   # start at half size (or less); None: on above COARSE_SIZE
+    coarse_to_fine: bool | None = None   # start at half size (or less); None: on above COARSE_SIZE,
+                                         # unless init is an image
 
     def __post_init__(self):
         self.content_layers = tuple([self.content_layers] if isinstance(self.content_layers, str)
@@ -322,7 +325,9 @@ def plan_levels(opts: Settings) -> list[tuple[int, int]]:
     Coarse-to-fine halves the size (at least once) until it is at most COARSE_SIZE and spends COARSE_SHARE of the steps
     at the coarser levels, where a step costs a quarter (or less) of a full-size step.
     """
-    enabled = opts.coarse_to_fine if opts.coarse_to_fine is not None else opts.size > COARSE_SIZE
+    # Auto: on for large outputs, but not when starting from a given image (say, a result to refine).
+    auto = opts.size > COARSE_SIZE and opts.init != "image"
+    enabled = opts.coarse_to_fine if opts.coarse_to_fine is not None else auto
     sizes = [opts.size]
     if enabled:
         sizes.insert(0, max(16, opts.size // 2))

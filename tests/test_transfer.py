@@ -194,6 +194,8 @@ def test_coarse_to_fine_plan_and_run():
     assert transfer.plan_levels(Settings(size=512, steps=100)) == [(256, 50), (512, 50)]
     assert transfer.plan_levels(Settings(size=1024, steps=100)) == [(256, 25), (512, 25), (1024, 50)]
     assert transfer.plan_levels(Settings(size=512, steps=100, coarse_to_fine=False)) == [(512, 100)]
+    # Starting from a given image (a result to refine): single scale unless asked for.
+    assert transfer.plan_levels(Settings(size=512, steps=100, init="image")) == [(512, 100)]
     result = stylize("chelsea", "swirls", size=64, steps=8, coarse_to_fine=True, progress=False, preview=False)
     assert result.levels[0][0] < 64 and result.levels[-1] == (64, 4)
     assert len(result.history) == 8
