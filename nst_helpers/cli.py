@@ -107,8 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="long side of the style image in pixels: larger values give finer brushwork "
                              "(default: the same as --size)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS["precision"],
-                        help="number format of the VGG-19 pass (the losses are always fp32): bf16 is about "
-                             "twice as fast where the hardware supports it; auto picks it there "
+                        help="number format of the VGG-19 pass (the losses are always fp32): auto uses bf16 "
+                             "on GPUs and on CPUs with AMX, where it is faster, and fp32 elsewhere "
                              "(default: %(default)s)")
     parser.add_argument("--coarse-to-fine", action=argparse.BooleanOptionalAction,
                         default=DEFAULTS["coarse_to_fine"],

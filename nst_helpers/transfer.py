@@ -341,15 +341,19 @@ def plan_levels(opts: Settings) -> list[tuple[int, int]]:
 
 
 def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether the VGG runs in bfloat16: "bf16" yes, "fp32" no, "auto" where the hardware is fast at it."""
+    """Whether the VGG runs in bfloat16: "bf16" yes, "fp32" no, "auto" where the hardware is fast at it.
+
+    "auto" picks bf16 on CUDA GPUs that support it and on CPUs with AMX tiles.  CPUs with only
+    AVX-512 BF16 instructions stay in fp32: on them we measured oneDNN's bf16 convolutions 1.5x
+    *slower* than fp32 (BENCHMARKS.md).
+    """
     if precision != "auto":
         return precision == "bf16"
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
-        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
         amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool((check and check()) or (amx and amx()))
+        return bool(amx and amx())
     return False
 
 

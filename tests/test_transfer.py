@@ -200,3 +200,16 @@ def test_coarse_to_fine_plan_and_run():
     assert result.levels[0][0] < 64 and result.levels[-1] == (64, 4)
     assert len(result.history) == 8
     assert max(result.image.shape[-2:]) == 64
+
+
+def test_precision_policy(monkeypatch):
+    cpu = torch.device("cpu")
+    assert transfer.use_bf16("bf16", cpu) and not transfer.use_bf16("fp32", cpu)
+    # auto: bf16 on CPUs with AMX only (AVX-512 BF16 alone measured slower than fp32)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert transfer.use_bf16("auto", cpu)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    assert not transfer.use_bf16("auto", cpu)
+    with pytest.raises(ValueError, match="precision"):
+        Settings(precision="fp16")
