@@ -6,7 +6,7 @@
 from . import checks, examples, images, losses, vgg
 from .images import load_image, save_image, show_images, to_pil
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
-from .transfer import Result, Settings, stylize
+from .transfer import Result, Settings, evaluate_loss, stylize
 from .vgg import VGGFeatures, default_device, layer_names
 
 __version__ = "0.1.0"
@@ -15,6 +15,6 @@ __all__ = [
     "checks", "examples", "images", "losses", "vgg",
     "load_image", "save_image", "show_images", "to_pil",
     "content_loss", "gram_matrix", "style_loss", "tv_loss",
-    "Result", "Settings", "stylize",
+    "Result", "Settings", "evaluate_loss", "stylize",
     "VGGFeatures", "default_device", "layer_names",
 ]

@@ -114,7 +114,7 @@ def test_clean_notebook_has_no_problems():
     (new_output("stream", name="stderr", text="something went to stderr\n"), "stderr"),
     (new_output("display_data", data={"image/svg+xml": "<svg></svg>", "text/plain": "<Figure>"}), "SVG"),
     (new_output("stream", name="stdout", text="saved to /home/alice/out.png\n"), "absolute path"),
-    (new_output("execute_result", data={"text/plain": "PosixPath('/tmp/xyz/cache')"}, execution_count=1),
+    (new_output("execute_result", data={"text/plain": "PosixPath('/home/learner/cache')"}, execution_count=1),
      "absolute path"),
     (new_output("stream", name="stdout", text="x.py:3: UserWarning: careful\n"), "warning"),
     (new_output("error", ename="ValueError", evalue="bad", traceback=["ValueError: bad"]), "error output"),
