@@ -27,7 +27,6 @@ the final image is within about 0.01 of the range and is clamped once.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -125,6 +124,15 @@ def _extractor(layers: Sequence[str], weights: str, pooling: str, device: torch.
     return _EXTRACTORS[key]
 
 
+def _prepare(opts: Settings, content, style) -> tuple[VGGFeatures, torch.Tensor, torch.Tensor]:
+    """The extractor and the content and style images at the sizes of ``opts``, on its device."""
+    device = torch.device(opts.device) if opts.device else default_device()
+    extractor = _extractor(opts.content_layers + opts.style_layers, opts.weights, opts.pooling, device)
+    content_img = load_any(content, size=opts.size).to(device)
+    style_img = load_any(style, size=opts.style_size or opts.size).to(device)
+    return extractor, content_img, style_img
+
+
 def load_any(source, size: int | None = None) -> torch.Tensor:
     """An image from anything ``images.load_image`` takes, or an example name (``"chelsea"``)."""
     if isinstance(source, str) and source in examples.names():
@@ -150,12 +158,9 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     if not (isinstance(init, str) and init in ("content", "noise", "style")):
         init_image, init = init, "image"
     opts = Settings(init=init, **settings)
-    device = torch.device(opts.device) if opts.device else default_device()
+    extractor, content_full, style_full = _prepare(opts, content, style)
+    device = content_full.device
     bf16 = use_bf16(opts.precision, device)
-
-    content_full = load_any(content, size=opts.size).to(device)
-    style_full = load_any(style, size=opts.style_size or opts.size).to(device)
-    extractor = _extractor(opts.content_layers + opts.style_layers, opts.weights, opts.pooling, device)
     generator = torch.Generator().manual_seed(opts.seed if opts.seed is not None else 0)
     levels = plan_levels(opts)
 
@@ -180,8 +185,9 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     try:
         x = None
         for size, steps in levels:
-            content_img = _resize(content_full, size)
-            style_img = _resize(style_full, max(16, round(max(style_full.shape[-2:]) * size / opts.size)))
+            content_img = images.load_image(content_full, size=size)
+            style_size = max(16, round(max(style_full.shape[-2:]) * size / opts.size))
+            style_img = images.load_image(style_full, size=style_size)
             if x is None:
                 start = _initial_image(init, init_image, content_img, style_img, generator)
             else:
@@ -249,13 +255,10 @@ class Objective:
 def evaluate_loss(image: torch.Tensor, content, style, **settings) -> dict[str, float]:
     """The loss parts of ``image`` (1,3,H,W) for ``stylize``'s settings, in fp32 at the image's size."""
     opts = Settings(**{**settings, "size": max(image.shape[-2:])})
-    device = torch.device(opts.device) if opts.device else default_device()
-    extractor = _extractor(opts.content_layers + opts.style_layers, opts.weights, opts.pooling, device)
-    content_img = load_any(content, size=opts.size).to(device)
-    style_img = load_any(style, size=opts.style_size or opts.size).to(device)
+    extractor, content_img, style_img = _prepare(opts, content, style)
     objective = Objective(opts, extractor, content_img, style_img, bf16=False)
     with torch.no_grad():
-        return objective(image.to(device))[1]
+        return objective(image.to(content_img.device))[1]
 
 
 def _optimise_level(objective: Objective, start: torch.Tensor, last_step: int, history: list,
@@ -309,16 +312,6 @@ def _initial_image(init: str, init_image, content_img: torch.Tensor, style_img: 
     return F.interpolate(image, size=content_img.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def _resize(image: torch.Tensor, long_side: int) -> torch.Tensor:
-    """``image`` with its long side at ``long_side`` pixels (unchanged if it already is)."""
-    height, width = image.shape[-2:]
-    if max(height, width) == long_side:
-        return image
-    scale = long_side / max(height, width)
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
-    return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
-
-
 def plan_levels(opts: Settings) -> list[tuple[int, int]]:
     """The resolutions of a run and the steps spent at each: [(long side, steps), ...].
 
@@ -363,7 +356,3 @@ def _make_optimizer(opts: Settings, x: torch.Tensor, steps: int) -> torch.optim.
                                  tolerance_grad=0.0, tolerance_change=0.0, history_size=50)
     return torch.optim.Adam([x], lr=opts.learning_rate or 0.02)
 
-
-def settings_dict(opts: Settings) -> dict:
-    """The settings as a plain dict (for printing, saving next to an image)."""
-    return dataclasses.asdict(opts)
