@@ -1,5 +1,7 @@
 """Every mistake the exercise checks name: a small wrong implementation for each, and the check must name it."""
 
+import inspect
+
 import pytest
 import torch
 
@@ -334,3 +336,71 @@ def test_rel_error():
     x = torch.tensor([1.0, 2.0])
     assert checks.rel_error(x, x) == 0.0
     assert checks.rel_error(x, torch.tensor([1.0, 2.5])) == pytest.approx(0.5 / 4.5)
+
+
+# --- learning mode falls back to the reference, grading mode raises ---------------------------
+
+def _notebook_namespace(source: str) -> dict:
+    """Run ``source`` as a notebook cell would: its functions' __globals__ is the returned dict."""
+    namespace: dict = {"__name__": "__main__"}
+    exec(compile(source, "<cell>", "exec"), namespace)
+    return namespace
+
+
+STUB = "def gram_matrix(features, normalize=True):\n    raise NotImplementedError()\n"
+
+
+def test_failed_check_swaps_in_the_reference_and_says_so(monkeypatch, capsys):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("NST_GRADING", raising=False)
+    namespace = _notebook_namespace(STUB)
+    result = checks.check_gram_matrix(namespace["gram_matrix"])
+    assert not result and result.mistake == "not_implemented"
+    assert namespace["gram_matrix"].__wrapped__ is losses.gram_matrix
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 2 and "reference" in out[1]
+
+
+def test_passed_check_keeps_the_learners_function(monkeypatch):
+    monkeypatch.setenv("NST_GRADING", "1")
+    namespace = _notebook_namespace("import torch\n" + inspect.getsource(losses.gram_matrix))  # your own copy
+    mine = namespace["gram_matrix"]
+    assert checks.check_gram_matrix(mine)
+    assert namespace["gram_matrix"] is mine
+
+
+@pytest.mark.parametrize("env", [("NBGRADER_EXECUTION", "autograde"), ("NST_GRADING", "1")])
+def test_grading_mode_raises_after_the_fallback(monkeypatch, env):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("NST_GRADING", raising=False)
+    monkeypatch.setenv(*env)
+    namespace = _notebook_namespace(STUB)
+    with pytest.raises(checks.ExerciseFailed, match="not written yet"):
+        checks.check_gram_matrix(namespace["gram_matrix"])
+    assert namespace["gram_matrix"].__wrapped__ is losses.gram_matrix
+
+
+def test_the_stand_in_does_not_pass_as_your_work(monkeypatch, capsys):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv("NST_GRADING", raising=False)
+    namespace = _notebook_namespace(STUB)
+    checks.check_gram_matrix(namespace["gram_matrix"])
+    again = checks.check_gram_matrix(namespace["gram_matrix"])       # re-run of the check cell alone
+    assert not again and again.mistake == "still_the_reference"
+
+
+def test_functions_in_modules_are_never_swapped(monkeypatch):
+    monkeypatch.delenv("NST_GRADING", raising=False)
+    namespace = _notebook_namespace(STUB)
+    namespace["__name__"] = "some_module"
+    stub = namespace["gram_matrix"]
+    checks.check_gram_matrix(stub)
+    assert namespace["gram_matrix"] is stub
+
+
+def test_ungraded_check_only_reports(monkeypatch):
+    monkeypatch.setenv("NST_GRADING", "1")
+    namespace = _notebook_namespace(STUB)
+    stub = namespace["gram_matrix"]
+    assert not checks.check_gram_matrix(stub, graded=False)
+    assert namespace["gram_matrix"] is stub
