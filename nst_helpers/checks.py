@@ -32,7 +32,8 @@ import torch
 from . import losses
 
 __all__ = ["CheckResult", "ExerciseFailed", "check_content_loss", "check_gram_matrix", "check_style_loss",
-           "check_tv_loss", "finish", "grading"]
+           "check_tv_loss", "finish", "grading",
+           "check_caffe_preprocess", "check_receptive_fields", "check_reconstruct", "check_gram_distance"]
 
 TOLERANCE = 1e-5
 _SEED = 0
@@ -149,6 +150,358 @@ def check_tv_loss(fn, graded: bool = True) -> CheckResult:
              (torch.rand(1, 3, 6, 6, generator=g), 1.5)]
     return _run("tv_loss", fn, graded, cases, grad_arg=0, diagnose=_diagnose_tv,
                 vectorise="subtract shifted slices, e.g. img[:, :, 1:, :] - img[:, :, :-1, :]")
+
+
+# --- notebook 00: Caffe preprocessing and receptive fields ---
+
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)   # the same numbers as nst_helpers.vgg.CAFFE_MEAN_BGR
+
+
+def caffe_preprocess(image: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1], (N, 3, H, W) -> what the original VGG-19 expects: BGR, 0-255, minus the mean pixel."""
+    mean = torch.tensor(CAFFE_MEAN_BGR, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return image.flip(1) * 255 - mean
+
+
+def receptive_fields(names) -> dict:
+    """{layer name: side in pixels of the input patch one position of that layer sees} for VGG's layers in order.
+
+    A 3x3 convolution (stride 1) adds 2 steps of the current grid; a 2x2 pooling (stride 2) adds 1 step
+    and doubles the step; a ReLU changes nothing.  The grid step starts at 1 pixel.
+    """
+    return _receptive(names)
+
+
+def _receptive(names, start=1, conv_step=True, pool_adds=1, doubles=True, relu_adds=False):
+    """The receptive-field walk, with switches that reproduce the usual mistakes."""
+    field, step, out = start, 1, {}
+    for name in names:
+        if name.startswith("conv") or (relu_adds and name.startswith("relu")):
+            field += 2 * step if conv_step else 2
+        elif name.startswith("pool"):
+            if pool_adds == "after":
+                step *= 2 if doubles else 1
+                field += step
+            else:
+                field += pool_adds * step
+                step *= 2 if doubles else 1
+        out[name] = field
+    return out
+
+
+def _finite(got, name):
+    if not torch.isfinite(got).all():
+        raise _Mistake("not_finite", "returns NaN or inf", f"look for a division by zero or a log of 0 in {name}.")
+
+
+def _run_exercise(name, fn, reference, graded, body) -> CheckResult:
+    """Shared frame of the exercise checks below: ``body()`` raises _Mistake or returns the success text."""
+    try:
+        _not_the_stand_in(fn, reference)
+        result = CheckResult(name, True, None, f"✅ {name}: {body()}")
+    except _Mistake as m:
+        result = CheckResult(name, False, m.mistake, f"❌ {name}: {m.title} — {m.advice}")
+    return finish(result, fn, reference, graded)
+
+
+def check_caffe_preprocess(fn, graded: bool = True) -> CheckResult:
+    """Check ``fn(image)``: RGB [0, 1] (N, 3, H, W) -> BGR, times 255, minus (103.939, 116.779, 123.68) (B, G, R)."""
+    g = torch.Generator().manual_seed(_SEED)
+    images = [torch.rand(1, 3, 4, 5, generator=g), torch.rand(2, 3, 3, 6, generator=g)]
+    images[0][0, 0] = 0.9   # a reddish image: the channels differ clearly
+    images[0][0, 2] = 0.1
+
+    def body():
+        for image in images:
+            given = image.clone()
+            got = _to_tensor(_call(fn, (given,), ""), image)
+            expected = caffe_preprocess(image)
+            if got.shape != expected.shape:
+                raise _Mistake("wrong_shape", f"wrong output shape: expected {tuple(expected.shape)}, got "
+                               f"{tuple(got.shape)}", "keep the shape (N, 3, H, W): only the values change.")
+            _finite(got, "caffe_preprocess")
+            if not torch.equal(given, image):
+                raise _Mistake("modifies_input", "changes the input image in place",
+                               "write x = x * 255 (a new tensor), not x *= 255 or x[...] = ...")
+            if got.dtype != expected.dtype:
+                raise _Mistake("wrong_dtype", f"returns {got.dtype}, expected {expected.dtype}",
+                               "keep float32 (no .double()).")
+            if rel_error(got, expected) > TOLERANCE:
+                raise _diagnose_caffe(got, image) or _wrong_values(got, expected, None)
+        image = images[1].clone().requires_grad_(True)
+        got = _call(fn, (image,), " when the image requires gradients")
+        if not isinstance(got, torch.Tensor) or got.grad_fn is None:
+            raise _Mistake("not_differentiable", "the result is not differentiable (no grad_fn)",
+                           "use torch operations only (no NumPy, no .detach()): style transfer "
+                           "differentiates through this step to reach the pixels.")
+        return f"correct ({len(images)} cases checked): BGR order, 0-255, the mean of each channel subtracted"
+    return _run_exercise("caffe_preprocess", fn, caffe_preprocess, graded, body)
+
+
+def _diagnose_caffe(got, image):
+    mean_bgr = torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1)
+    mean_rgb = mean_bgr.flip(1)
+    bgr = image.flip(1)
+    imagenet = (image - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)) / torch.tensor(
+        [0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    not_bgr = ("not_bgr", "the channels are still in RGB order",
+               "reverse the channel dimension (image.flip(1), or image[:, [2, 1, 0]]): Caffe's VGG wants B, G, R.")
+    not_scaled = ("not_scaled", "the pixels are still in 0-1",
+                  "multiply by 255 before subtracting the mean: the mean (103.9, …) is in 0-255 units.")
+    wrong_dim = ("flipped_wrong_dim", "reverses the wrong dimension",
+                 "the channels are dimension 1 of (N, 3, H, W): flip(1), not the batch, height or width.")
+    return _match(got, [
+        (*not_bgr, image * 255 - mean_rgb), (*not_bgr, image * 255 - mean_bgr),
+        ("mean_wrong_order", "subtracts the mean in RGB order",
+         "the mean (103.939, 116.779, 123.68) is given for B, G, R: subtract it after reversing the channels, "
+         "so that 103.939 comes off the blue channel.", bgr * 255 - mean_rgb),
+        ("mean_not_subtracted", "the mean pixel is not subtracted",
+         "subtract (103.939, 116.779, 123.68) from the B, G, R channels.", bgr * 255),
+        (*not_scaled, bgr - mean_bgr), (*not_scaled, bgr - mean_bgr / 255),
+        ("mean_before_scale", "subtracts the mean before multiplying by 255",
+         "first x * 255, then minus the mean (both in 0-255 units).", (bgr - mean_bgr) * 255),
+        (*wrong_dim, image.flip(0) * 255 - mean_bgr), (*wrong_dim, image.flip(2) * 255 - mean_bgr),
+        (*wrong_dim, image.flip(3) * 255 - mean_bgr),
+        ("torchvision_recipe", "uses torchvision's preprocessing (ImageNet mean and standard deviation)",
+         "these are the original Caffe weights: BGR, 0-255, minus the mean pixel, no division.", imagenet),
+        ("torchvision_recipe", "uses torchvision's preprocessing in BGR order",
+         "these are the original Caffe weights: BGR, 0-255, minus the mean pixel, no division.", imagenet.flip(1)),
+    ])
+
+
+def check_receptive_fields(fn, graded: bool = True) -> CheckResult:
+    """Check ``fn(names)`` -> {name: receptive field in pixels} for a list of VGG layer names in order."""
+    from .vgg import layer_names
+    full = layer_names()
+    cases = [full, ["conv1_1", "relu1_1", "pool1", "pool2", "conv3_1"], ["pool1", "conv2_1", "relu2_1", "conv2_2"]]
+
+    def body():
+        for names in cases:
+            got = _call(fn, (list(names),), "")
+            if got is None:
+                raise _Mistake("returned_none", "returns None", "return the dictionary {name: size}.")
+            if not isinstance(got, dict) or list(got) != list(names):
+                keys = list(got)[:3] if isinstance(got, dict) else type(got).__name__
+                raise _Mistake("wrong_keys", f"should return a dict with one entry per layer, in order (got {keys}…)",
+                               "build {name: field} for every name of the list, ReLUs and poolings included.")
+            values = [got[n] for n in names]
+            if not all(isinstance(v, (int, float)) and float(v) == float(v) and abs(v) != float("inf")
+                       for v in values):
+                raise _Mistake("not_finite", "some values are not finite numbers", "return plain ints.")
+            if values != list(_receptive(names).values()):
+                raise _diagnose_receptive(values, names) or _Mistake(
+                    "wrong_values", f"wrong sizes (for {names[:3]}…: got {values[:6]}…)",
+                    "walk the layers in order: a 3x3 convolution adds 2 grid steps, a 2x2 pooling adds 1 step "
+                    "and doubles the step, a ReLU adds nothing.")
+        return f"correct ({len(cases)} lists of layers checked; conv5_1 sees {_receptive(full)['conv5_1']} px)"
+    return _run_exercise("receptive_fields", fn, receptive_fields, graded, body)
+
+
+def _diagnose_receptive(values, names):
+    candidates = [
+        ("step_not_doubled", "the grid step never grows",
+         "after each pooling the positions are 2x further apart: double the step (step *= 2).",
+         dict(doubles=False)),
+        ("conv_ignores_step", "every convolution adds 2 pixels, whatever the depth",
+         "a 3x3 convolution adds 2 steps of the current grid: field += 2 * step.", dict(conv_step=False)),
+        ("pool_adds_nothing", "a pooling only doubles the step",
+         "a 2x2 pooling also widens the field by one step (field += step) before the step doubles.",
+         dict(pool_adds=0)),
+        ("pool_order", "a pooling widens the field by two steps (doubles the step first?)",
+         "a 2x2 window covers 1 extra step of the grid it is applied to: first field += step, then step *= 2.",
+         dict(pool_adds="after")),
+        ("starts_at_zero", "every value is 1 too small",
+         "before any layer, one position sees 1 pixel: start from field = 1.", dict(start=0)),
+        ("relu_grows", "the ReLUs widen the field",
+         "a ReLU acts on each position alone: it leaves the field unchanged.", dict(relu_adds=True)),
+    ]
+    for mistake, title, advice, switches in candidates:
+        if values == list(_receptive(names, **switches).values()):
+            return _Mistake(mistake, title, advice)
+    return None
+
+
+# --- notebook 01: reconstructing an image from one layer ---
+
+def reconstruct(net, layer, photo, steps, seed=0):
+    """Start from uniform noise and change the pixels with L-BFGS until net(x)[layer] matches net(photo)[layer].
+
+    net: a VGGFeatures that has ``layer``; photo: (1, 3, H, W); steps: loss evaluations.  Returns the image.
+    """
+    with torch.no_grad():
+        target = net(photo)[layer]
+    start = torch.rand(photo.shape, generator=torch.Generator().manual_seed(seed))
+    x = start.to(photo.device).requires_grad_(True)
+    optimizer = torch.optim.LBFGS([x], max_iter=steps, tolerance_grad=0, tolerance_change=0, history_size=50)
+
+    def closure():
+        optimizer.zero_grad()
+        loss = losses.content_loss(1.0, net(x)[layer], target) / target.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return x.detach()
+
+
+class _SpyNet(torch.nn.Module):
+    """A small random-weight VGG that records how a learner's loop calls it."""
+
+    def __init__(self, layer, photo):
+        super().__init__()
+        from .vgg import VGGFeatures
+        self.net = VGGFeatures([layer], weights="random", pooling="avg", device="cpu")
+        self.photo = photo
+        self.target_calls = self.pixel_calls = 0
+        self.first_pixels = None
+        self.stale_gradient = False
+
+    def forward(self, image):
+        out = self.net(image)
+        if not image.requires_grad:
+            if image.shape == self.photo.shape and torch.equal(image, self.photo):
+                self.target_calls += 1
+            return out
+        self.pixel_calls += 1
+        if self.first_pixels is None:
+            self.first_pixels = image.detach().clone()
+        if image.is_leaf:  # when the gradient reaches the layer, the pixels' old gradient must be gone
+            def look(grad, pixels=image):
+                if pixels.grad is not None and pixels.grad.abs().sum() > 0:
+                    self.stale_gradient = True
+            for value in out.values():
+                if value.requires_grad:
+                    value.register_hook(look)
+        return out
+
+
+def check_reconstruct(fn, graded: bool = True) -> CheckResult:
+    """Check ``fn(net, layer, photo, steps, seed=0)`` on a tiny problem: a random-weight VGG, a 14 x 18 image."""
+    layer, steps = "conv2_1", 30
+    photo = torch.rand(1, 3, 14, 18, generator=torch.Generator().manual_seed(_SEED + 2))
+
+    def body():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)   # a problem this small runs fastest, and steadiest, on one thread
+        try:
+            return _check_reconstruct_on(fn, layer, steps, photo)
+        finally:
+            torch.set_num_threads(threads)
+    return _run_exercise("reconstruct", fn, reconstruct, graded, body)
+
+
+def _check_reconstruct_on(fn, layer, steps, photo):
+    """The body of check_reconstruct: run ``fn`` on a spy network, then judge what it did."""
+    spy = _SpyNet(layer, photo.clone())
+    weights = [p.detach().clone() for p in spy.parameters()]
+    got = _call(fn, (spy, layer, photo.clone(), steps), "")
+    if got is None:
+        raise _Mistake("returned_none", "returns None", "return the optimised image x (x.detach()).")
+    got = _to_tensor(got, photo)
+    if got.shape != photo.shape:
+        raise _Mistake("wrong_shape", f"returns shape {tuple(got.shape)}, expected the image's {tuple(photo.shape)}",
+                       "return the image x, not the loss or the activations.")
+    _finite(got, "the loop (is the loss divided by something that can be 0?)")
+    if any(not torch.equal(p.detach(), w) for p, w in zip(spy.parameters(), weights)):
+        raise _Mistake("network_changed", "changes the network's weights",
+                       "optimise only the pixels: torch.optim.LBFGS([x]), never net.parameters().")
+    if spy.target_calls == 0:
+        raise _Mistake("target_not_from_photo", "never computes the photo's activations",
+                       "the target is net(photo)[layer], computed once before the loop.")
+    if spy.pixel_calls == 0:
+        raise _Mistake("pixels_not_optimised", "the network never sees an image that requires gradients",
+                       "make x a leaf with x.requires_grad_(True), give [x] to the optimiser and compute "
+                       "net(x) inside the closure.")
+    if torch.allclose(spy.first_pixels, photo, atol=1e-3):
+        raise _Mistake("starts_from_photo", "starts from the photo itself",
+                       "start from noise (torch.rand with the seed): starting from the answer proves nothing.")
+    if spy.target_calls > 1:
+        raise _Mistake("target_recomputed", f"computes the photo's activations {spy.target_calls} times",
+                       "compute the target once, before the loop (under torch.no_grad()), not in the closure.")
+    if spy.stale_gradient:
+        raise _Mistake("gradients_not_zeroed", "the gradients of the pixels add up from one step to the next",
+                       "call optimizer.zero_grad() in the closure, before loss.backward().")
+    best_image = reconstruct(spy.net, layer, photo, steps)
+    with torch.no_grad():
+        target = spy.net(photo)[layer]
+        distance = lambda image: float((spy.net(image)[layer] - target).pow(2).sum() / target.pow(2).sum())  # noqa: E731
+        before, after, best = distance(spy.first_pixels), distance(got), distance(best_image)
+    if torch.allclose(got, photo, atol=1e-6):
+        raise _Mistake("returns_photo", "returns the photo", "return the optimised image x.")
+    if torch.allclose(got, spy.first_pixels):
+        raise _Mistake("image_unchanged", "the image never changed",
+                       "call optimizer.step(closure), and make the closure return the loss after loss.backward().")
+    if after > max(10 * best, 0.05 * before):
+        raise _Mistake("not_converged", f"the relative loss only went from {before:.3g} to {after:.3g} in "
+                       f"{steps} steps (the reference reaches {best:.2g})",
+                       "use torch.optim.LBFGS([x], max_iter=steps) and one optimizer.step(closure).")
+    return (f"correct: on a tiny problem the relative loss went from {before:.3g} to {after:.2g} in {steps} "
+            "steps; target computed once, only the pixels optimised, gradients zeroed")
+
+
+# --- notebook 02: comparing the textures of two images ---
+
+def gram_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> torch.Tensor:
+    """||G_a - G_b|| / (||G_a|| + ||G_b||) per batch item (Frobenius norms of Gram matrices normalised by C*H*W).
+
+    features_a: (N, C, H, W), features_b: (N, C, H', W') (the sizes may differ).  Returns (N,), values in [0, 1].
+    """
+    ga, gb = losses.gram_matrix(features_a), losses.gram_matrix(features_b)
+    norm = lambda g: g.flatten(1).norm(dim=1)  # noqa: E731
+    return norm(ga - gb) / (norm(ga) + norm(gb))
+
+
+def check_gram_distance(fn, graded: bool = True) -> CheckResult:
+    """Check ``fn(features_a, features_b)`` -> (N,) relative Gram distances (see ``gram_distance``)."""
+    g = torch.Generator().manual_seed(_SEED)
+    a = torch.rand(2, 4, 5, 6, generator=g)
+    shuffled = a.flatten(2)[:, :, torch.randperm(30, generator=g)].reshape(2, 4, 5, 6)
+    cases = [(a, torch.rand(2, 4, 5, 6, generator=g)),             # same size
+             (a, shuffled),                                           # same texture, positions shuffled
+             (a[:1], torch.rand(1, 4, 3, 7, generator=g) * 2),       # different sizes
+             (torch.rand(1, 4, 2, 3, generator=g), torch.rand(1, 4, 4, 6, generator=g))]
+
+    def body():
+        for fa, fb in cases:
+            expected = gram_distance(fa, fb)
+            got = _to_tensor(_call(fn, (fa.clone(), fb.clone()), ""), expected)
+            if got.shape != expected.shape:
+                advice = "return one distance per batch item: shape (N,)."
+                raise _Mistake("wrong_shape", f"wrong output shape: expected {tuple(expected.shape)}, got "
+                               f"{tuple(got.shape)}", advice)
+            _finite(got, "gram_distance")
+            if rel_error(got, expected) > 1e-4:
+                raise _diagnose_gram_distance(got, fa, fb) or _wrong_values(got, expected, None)
+        return (f"correct ({len(cases)} cases: different images, the same image with its positions shuffled, "
+                "different sizes)")
+    return _run_exercise("gram_distance", fn, gram_distance, graded, body)
+
+
+def _diagnose_gram_distance(got, fa, fb):
+    norm = lambda g: g.flatten(1).norm(dim=1)  # noqa: E731
+    ga, gb = losses.gram_matrix(fa), losses.gram_matrix(fb)
+    ra, rb = losses.gram_matrix(fa, normalize=False), losses.gram_matrix(fb, normalize=False)
+    d = norm(ga - gb)
+    same_shape = fa.shape == fb.shape
+    return _match(got, [
+        ("compares_positions", "compares the features position by position, not their Gram matrices",
+         "take gram_matrix of each first: the texture statistics must not depend on where things are.",
+         norm(fa - fb) / (norm(fa) + norm(fb)) if same_shape else None),
+        ("not_normalized", "uses Gram matrices without the division by C*H*W",
+         "use gram_matrix(..., normalize=True): otherwise a larger image has a larger Gram matrix, and images of "
+         "different sizes can't be compared.", norm(ra - rb) / (norm(ra) + norm(rb))),
+        ("squared", "uses squared norms", "use the Frobenius norm itself (.norm()), not its square.",
+         d.pow(2) / (norm(ga) + norm(gb))), ("squared", "uses squared norms",
+                                               "use the Frobenius norm itself (.norm()), not its square.",
+                                               d.pow(2) / (norm(ga).pow(2) + norm(gb).pow(2))),
+        ("not_relative", "is not divided by the sizes of the two Gram matrices",
+         "divide by ||G_a|| + ||G_b||, so that the distance lies between 0 and 1.", d),
+        ("one_sided", "divides by the norm of one Gram matrix only",
+         "divide by ||G_a|| + ||G_b||: the distance must not depend on the order of the two images.",
+         d / norm(gb)), ("one_sided", "divides by the norm of one Gram matrix only",
+                         "divide by ||G_a|| + ||G_b||: the distance must not depend on the order of the two images.",
+                         d / norm(ga)),
+    ])
 
 
 # --- the runner ----------------------------------------------------------------
