@@ -424,8 +424,8 @@ def _check_reconstruct_on(fn, layer, steps, photo):
     best_image = reconstruct(spy.net, layer, photo, steps)
     with torch.no_grad():
         target = spy.net(photo)[layer]
-        distance = lambda image: float((spy.net(image)[layer] - target).pow(2).sum() / target.pow(2).sum())  # noqa: E731
-        before, after, best = distance(spy.first_pixels), distance(got), distance(best_image)
+        before, after, best = [float((spy.net(image)[layer] - target).pow(2).sum() / target.pow(2).sum())
+                               for image in (spy.first_pixels, got, best_image)]
     if torch.allclose(got, photo, atol=1e-6):
         raise _Mistake("returns_photo", "returns the photo", "return the optimised image x.")
     if torch.allclose(got, spy.first_pixels):
