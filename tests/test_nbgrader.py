@@ -195,31 +195,32 @@ def _text(cell) -> str:
     return "".join(o.get("text", "") for o in cell.get("outputs", []))
 
 
-def assert_runs_with_stubs(nb, name):
-    errors = [(i, o.get("ename"), o.get("evalue")) for i, c in enumerate(nb.cells, 1)
-              for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert errors == [], f"{name}: error outputs in the student copy (cell, error, message)"
+def _graded_cell(cell) -> bool:
+    return bool(nbgrader_meta(cell).get("grade") and not nbgrader_meta(cell).get("solution"))
+
+
+def assert_runs_with_stubs(nb, name, grading=False):
+    """Every cell ran; every check printed its failure and (in grading mode only) raised ExerciseFailed."""
     code = [c for c in nb.cells if c.cell_type == "code" and c.source.strip()]
     assert all(c.execution_count is not None for c in code), f"{name}: not every cell ran"
-    for cell in nb.cells:
-        if nbgrader_meta(cell).get("grade") and not nbgrader_meta(cell).get("solution"):
-            assert "❌" in _text(cell), f"{name}: {nbgrader_meta(cell)['grade_id']} printed no failure"
+    errors = [(i, o.get("ename"), o.get("evalue", "")[:80]) for i, c in enumerate(nb.cells, 1)
+              for o in c.get("outputs", []) if o.get("output_type") == "error"
+              and not (grading and _graded_cell(c) and o.get("ename") == "ExerciseFailed")]
+    assert errors == [], f"{name}: error outputs in the student copy (cell, error, message)"
+    for cell in filter(_graded_cell, nb.cells):
+        assert "❌" in _text(cell), f"{name}: {nbgrader_meta(cell)['grade_id']} printed no failure"
+        raised = any(o.get("ename") == "ExerciseFailed" for o in cell.get("outputs", []))
+        assert raised == grading, f"{name}: {nbgrader_meta(cell)['grade_id']} raised={raised} in grading={grading}"
 
 
 def test_fixture_student_copy_runs_with_the_reference_stand_in(tmp_path):
+    """Learning mode: failed checks only print, the reference stands in, no cell fails."""
     copy = tmp_path / "student" / exercise_fixture.NAME
     assert student.main(["--out", str(copy.parent), str(fixture_notebook(tmp_path))]) == 0
     nb = run_notebook(copy, {"NST_QUICK": "1"})
     assert_runs_with_stubs(nb, copy.name)
     assert "↪" in _text(nb.cells[4]) and "↪" in _text(nb.cells[7])                # fallback notices
-    assert _text(nb.cells[8]) == "(1, 3, 3) True\n"                                  # later cells use the reference
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_student_copy_runs_top_to_bottom(path, tmp_path):
-    _graded_or_skip(path)
-    assert student.main(["--out", str(tmp_path), str(path)]) == 0
-    assert_runs_with_stubs(run_notebook(tmp_path / path.name, {"NST_QUICK": "1"}), path.name)
+    assert _text(nb.cells[8]) == "(1, 3, 3) True\n"                                 # later cells use the reference
 
 
 # --- nbgrader: release and autograde ----------------------------------------------------------------
@@ -329,6 +330,17 @@ def test_nbgrader_release_is_the_student_copy(graded_course):
 def test_nbgrader_grades_the_notebook(path, graded_course):
     nb = _graded_or_skip(path)
     _expect_scores(graded_course, path.stem, nb)
+
+
+@pytest.mark.parametrize("path", [None, *NOTEBOOKS], ids=lambda p: "fixture" if p is None else p.stem)
+def test_released_copy_runs_top_to_bottom(path, graded_course):
+    """The student copy, as nbgrader ran it (NST_QUICK=1, grading mode): each check prints its failure and
+    raises, and every other cell runs without error on the reference stand-ins.  (Learning mode differs only
+    in not raising: see test_checks.py and the fixture's learning-mode run above.)"""
+    path = graded_course["fixture"] if path is None else path
+    _graded_or_skip(path)
+    ran = graded_course["course"] / "autograded" / "released" / path.stem / path.name
+    assert_runs_with_stubs(nbformat.read(ran, as_version=4), path.name, grading=True)
 
 
 def test_course_setup_refuses_to_overwrite(tmp_path):

@@ -165,3 +165,52 @@ def test_clean_metadata_drops_timings_and_sets_the_kernel():
     build.clean_metadata(nb)
     assert "execution" not in nb.cells[0].metadata
     assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+# --- the tables of the teacher's guide ------------------------------------------------------------
+
+tables = _load_tool("teaching_tables")
+
+FAKE_CHECKS = '''
+_MEAN = ("mean_instead_of_sum", "uses a mean instead of a sum", "use .sum().")
+
+
+def check_a(fn, graded=True):
+    return _run(fn, _diagnose_a)
+
+
+def check_b(fn, graded=True):
+    return _run(fn, None)
+
+
+def _run(fn, diagnose):
+    raise _Mistake("not_implemented", "not written yet", "write it.")
+
+
+def _diagnose_a(got, expected, n):
+    if n:
+        raise _Mistake("wrong_scale", f"off by {n} times", "divide.")
+    return _match(got, [(*_MEAN, 1.0), ("first_item_only", "only the first item", "loop.", 2.0)])
+'''
+
+
+def test_check_mistakes_follow_the_helpers_each_check_calls():
+    found = tables.check_mistakes(FAKE_CHECKS)
+    assert found["check_b"] == [("not_implemented", "not written yet")]
+    assert sorted(found["check_a"]) == [("first_item_only", "only the first item"),
+                                        ("mean_instead_of_sum", "uses a mean instead of a sum"),
+                                        ("not_implemented", "not written yet"), ("wrong_scale", "off by … times")]
+
+
+def test_exercise_table_lists_points_and_the_checks_mistakes(tmp_path):
+    nb = _exercise_notebook()
+    nb.cells.insert(2, new_code_cell("checks.check_a(gram)", metadata={"nbgrader": {
+        "grade": True, "grade_id": "t-gram-check", "locked": True, "points": 3, "schema_version": 3,
+        "solution": False, "task": False}}))
+    path = tmp_path / "07_fake.ipynb"
+    nbformat.write(nb, path)
+    text = tables.tables([path], FAKE_CHECKS)
+    assert "| `07_fake` |" in text and "`t-gram` (3)" in text
+    assert "| `check_a` | `t-gram` | " in text and "only the first item (`first_item_only`)" in text
+    assert "| `check_b` | — | — |" in text
+    assert "All checks also name (from the runner they share): not written yet (`not_implemented`)." in text

@@ -38,7 +38,7 @@ BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"    # nbgrader matches these anywhe
 CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
 TEXT_STUB = ["YOUR ANSWER HERE"]
 KEEP_OUTPUT, DEMO_MISTAKE = "keep-output", "demo-mistake"
-DEMO_COMMENT = "# (This cell demonstrated a mistake; its code would give an exercise away, so only its output is shown.)"
+DEMO_COMMENT = "# (This cell showed a mistake in code that would give an exercise away: only its output is kept.)"
 TOOLING_COMMENT = re.compile(r"#\s*(NBVAL_[A-Z_]+|noqa\b)")
 
 

@@ -100,14 +100,19 @@ def tables(notebooks: list[Path], checks_source: str) -> str:
         nb = nbformat.read(path, as_version=4)
         listed = ", ".join(f"`{e['id']}` ({e['points']})" for e in exercises(nb)) or "none graded yet"
         lines.append(f"| `{path.stem}` | {reading_minutes(nb):.0f} | {listed} |")
-    lines += ["", "| exercise | check | mistakes it names |", "| --- | --- | --- |"]
+    used_by: dict[str, list[str]] = {}
     for path in notebooks:
         for exercise in exercises(nbformat.read(path, as_version=4)):
-            for check in exercise["checks"] or ["(no check call found)"]:
-                own = [f"{title} (`{mid}`)" for mid, title in mistakes.get(check, []) if (mid, title) not in common]
-                lines.append(f"| `{exercise['id']}` | `{check}` | {'; '.join(own) or '—'} |")
+            for check in exercise["checks"]:
+                used_by.setdefault(check, []).append(exercise["id"])
+    lines += ["", "| check | graded exercises | mistakes it names |", "| --- | --- | --- |"]
+    for check in sorted(set(mistakes) | set(used_by)):
+        own = [f"{title} (`{mid}`)" for mid, title in mistakes.get(check, []) if (mid, title) not in common]
+        users = ", ".join(f"`{e}`" for e in used_by.get(check, [])) or "—"
+        lines.append(f"| `{check}` | {users} | {'; '.join(own) or '—'} |")
     if common:
-        lines += ["", "Every check also names: " + "; ".join(f"{t} (`{m}`)" for m, t in sorted(common)) + "."]
+        shared = "; ".join(f"{title} (`{mid}`)" for mid, title in sorted(common))
+        lines += ["", f"All checks also name (from the runner they share): {shared}."]
     return "\n".join(lines)
 
 
