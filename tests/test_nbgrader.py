@@ -169,7 +169,7 @@ def test_some_course_notebook_is_graded():
     if not graded:
         message = "no notebook in notebooks/ has nbgrader-graded cells"
         if IN_CI:
-            pytest.fail(message + ": the course cannot be assigned (see docs/teaching.md, 'Exercise convention')")
+            pytest.fail(message + ": the course cannot be assigned (see docs/teaching.md, 'The exercise convention')")
         pytest.skip(message + " yet")
     assert len(graded) >= 1
 
