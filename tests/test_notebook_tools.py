@@ -1,4 +1,6 @@
-"""Tests for tools/make_student_version.py and the output checker of tools/build_notebooks.py."""
+"""Tests for tools/make_student_version.py and the output checker of tools/build_notebooks.py.
+
+The student copies of the course's own notebooks are tested in test_nbgrader.py."""
 
 import importlib.util
 from pathlib import Path
@@ -21,8 +23,8 @@ def _load_tool(name):
 student = _load_tool("make_student_version")
 build = _load_tool("build_notebooks")
 
-SOLUTION_CELL = '''def gram(features, normalize=True):
-    """Docstring stays."""
+SOLUTION_CELL = """def gram(features, normalize=True):
+    \"\"\"Docstring stays.\"\"\"
     n = features.shape[0]
     ### BEGIN SOLUTION
     secret_answer = features * 2
@@ -30,69 +32,91 @@ SOLUTION_CELL = '''def gram(features, normalize=True):
     ### END SOLUTION
 
 
-print("after the function")'''
+print("after the function")"""
+SOLUTION_META = {"nbgrader": {"grade": False, "grade_id": "t-gram", "locked": False, "schema_version": 3,
+                              "solution": True, "task": False}}
 
 
 def _exercise_notebook():
     nb = new_notebook()
-    nb.cells = [new_markdown_cell("# Title\n### BEGIN SOLUTION is only text here"),
-                new_code_cell(SOLUTION_CELL, execution_count=3,
+    nb.cells = [new_markdown_cell("# Title\nThe solution goes between the markers."),
+                new_code_cell(SOLUTION_CELL, execution_count=3, metadata=SOLUTION_META,
                               outputs=[new_output("stream", name="stdout", text="after the function\n")]),
-                new_code_cell("x = 1  # no solution here", execution_count=4)]
+                new_code_cell("# NBVAL_CHECK_OUTPUT\nx = 1  # noqa: E501\ny = '# noqa stays in a string'",
+                              execution_count=4, outputs=[new_output("stream", name="stdout", text="1\n")]),
+                new_code_cell("print('figure')", execution_count=5, metadata={"tags": ["keep-output"]},
+                              outputs=[new_output("stream", name="stdout", text="figure\n")]),
+                new_code_cell("secret_answer = 2  # the mistake", execution_count=6,
+                              metadata={"tags": ["demo-mistake"]},
+                              outputs=[new_output("stream", name="stdout", text="❌ wrong\n")])]
     return nb
 
 
-def test_student_version_removes_solutions_and_keeps_the_rest(tmp_path):
+def test_student_version_stubs_solutions_strips_tooling_and_applies_tags(tmp_path, capsys):
     path = tmp_path / "nb.ipynb"
     nbformat.write(_exercise_notebook(), path)
     assert student.main([str(path), "--out", str(tmp_path / "out")]) == 0
+    assert capsys.readouterr().out == f"wrote {tmp_path / 'out' / 'nb.ipynb'}\n"
     result = nbformat.read(tmp_path / "out" / "nb.ipynb", as_version=4)
-    source = result.cells[1].source
-    assert "secret_answer" not in source and "SOLUTION" not in source
-    assert source.splitlines() == [
+    assert result.cells[1].source.splitlines() == [
         "def gram(features, normalize=True):", '    """Docstring stays."""', "    n = features.shape[0]",
         "    # YOUR CODE HERE", "    raise NotImplementedError()", "", "", 'print("after the function")']
-    assert result.cells[0].source == "# Title\n### BEGIN SOLUTION is only text here"  # markdown untouched
-    assert result.cells[2].source == "x = 1  # no solution here"
-    assert all(cell.outputs == [] and cell.execution_count is None for cell in result.cells[1:])
+    assert result.cells[0].source == "# Title\nThe solution goes between the markers."
+    assert result.cells[2].source == "x = 1\ny = '# noqa stays in a string'"
+    assert [c.outputs for c in result.cells[1:3]] == [[], []]
+    assert result.cells[3].outputs[0]["text"] == "figure\n"                                    # keep-output
+    assert result.cells[4].source == student.DEMO_COMMENT and result.cells[4].outputs           # demo-mistake
+    assert "secret_answer" not in nbformat.writes(result)
 
 
 def test_student_stub_raises_not_implemented():
     namespace = {}
-    exec(student.strip_solutions(SOLUTION_CELL), namespace)  # noqa: S102 - our own test code
+    exec(student.stub_solutions(SOLUTION_CELL)[0], namespace)  # noqa: S102 - our own test code
     with pytest.raises(NotImplementedError):
         namespace["gram"](SimpleNamespace(shape=(2, 3)))
 
 
 def test_solution_at_top_level_and_at_end_without_newline():
-    assert student.strip_solutions("a = 1\n### BEGIN SOLUTION\nb = 2\n### END SOLUTION") == \
-        "a = 1\n# YOUR CODE HERE\nraise NotImplementedError()"
+    assert student.stub_solutions("a = 1\n### BEGIN SOLUTION\nb = 2\n### END SOLUTION") == \
+        ("a = 1\n# YOUR CODE HERE\nraise NotImplementedError()", True)
+
+
+def test_solution_cell_without_markers_becomes_the_stub():
+    cell = new_code_cell("answer = 42", metadata=SOLUTION_META)
+    assert student.student_cell(cell).source == "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
 @pytest.mark.parametrize("source", ["### BEGIN SOLUTION\nx = 1\n", "x = 1\n### END SOLUTION\n",
                                     "### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n"])
 def test_unmatched_markers_are_errors(source):
-    with pytest.raises(ValueError, match="SOLUTION"):
-        student.strip_solutions(source)
+    with pytest.raises(student.StudentCopyError, match="SOLUTION"):
+        student.stub_solutions(source)
 
 
-def test_committed_notebooks_become_clean_student_versions(tmp_path):
-    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    if not notebooks:
-        pytest.skip("no notebooks yet")
-    assert student.main(["--out", str(tmp_path)]) == 0
-    for path in notebooks:
-        original = nbformat.read(path, as_version=4)
-        copy = nbformat.read(tmp_path / path.name, as_version=4)
-        assert len(copy.cells) == len(original.cells)
-        for before, after in zip(original.cells, copy.cells):
-            if after.cell_type != "code":
-                assert after.source == before.source
-                continue
-            assert "### BEGIN SOLUTION" not in after.source and "### END SOLUTION" not in after.source
-            assert after.outputs == []
-            if "### BEGIN SOLUTION" in before.source:
-                assert "raise NotImplementedError()" in after.source
+@pytest.mark.parametrize("change, expected", [
+    (lambda nb: nb.cells[1].metadata.clear(), "cell 2: a solution region in a cell without nbgrader solution"),
+    (lambda nb: setattr(nb.cells[2], "source", "x = 1\n### END SOLUTION"), "cell 3: line 2: ### END SOLUTION"),
+])
+def test_bad_notebooks_are_refused_and_nothing_is_written(tmp_path, capsys, change, expected):
+    good, bad = tmp_path / "a.ipynb", tmp_path / "b.ipynb"
+    nbformat.write(_exercise_notebook(), good)
+    nb = _exercise_notebook()
+    change(nb)
+    nbformat.write(nb, bad)
+    assert student.main(["--out", str(tmp_path / "out"), str(good), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: b.ipynb, ") and expected in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_student_version_needs_an_output_folder_and_never_overwrites_its_source(tmp_path, capsys):
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(_exercise_notebook(), path)
+    with pytest.raises(SystemExit):
+        student.main([str(path)])
+    assert student.main([str(path), "--out", str(tmp_path)]) == 1
+    assert "notebooks' own folder" in capsys.readouterr().err
+    assert nbformat.read(path, as_version=4).cells[1].source == SOLUTION_CELL
 
 
 # --- the checker of build_notebooks --------------------------------------------------------------
@@ -141,3 +165,52 @@ def test_clean_metadata_drops_timings_and_sets_the_kernel():
     build.clean_metadata(nb)
     assert "execution" not in nb.cells[0].metadata
     assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+# --- the tables of the teacher's guide ------------------------------------------------------------
+
+tables = _load_tool("teaching_tables")
+
+FAKE_CHECKS = '''
+_MEAN = ("mean_instead_of_sum", "uses a mean instead of a sum", "use .sum().")
+
+
+def check_a(fn, graded=True):
+    return _run(fn, _diagnose_a)
+
+
+def check_b(fn, graded=True):
+    return _run(fn, None)
+
+
+def _run(fn, diagnose):
+    raise _Mistake("not_implemented", "not written yet", "write it.")
+
+
+def _diagnose_a(got, expected, n):
+    if n:
+        raise _Mistake("wrong_scale", f"off by {n} times", "divide.")
+    return _match(got, [(*_MEAN, 1.0), ("first_item_only", "only the first item", "loop.", 2.0)])
+'''
+
+
+def test_check_mistakes_follow_the_helpers_each_check_calls():
+    found = tables.check_mistakes(FAKE_CHECKS)
+    assert found["check_b"] == [("not_implemented", "not written yet")]
+    assert sorted(found["check_a"]) == [("first_item_only", "only the first item"),
+                                        ("mean_instead_of_sum", "uses a mean instead of a sum"),
+                                        ("not_implemented", "not written yet"), ("wrong_scale", "off by … times")]
+
+
+def test_exercise_table_lists_points_and_the_checks_mistakes(tmp_path):
+    nb = _exercise_notebook()
+    nb.cells.insert(2, new_code_cell("checks.check_a(gram)", metadata={"nbgrader": {
+        "grade": True, "grade_id": "t-gram-check", "locked": True, "points": 3, "schema_version": 3,
+        "solution": False, "task": False}}))
+    path = tmp_path / "07_fake.ipynb"
+    nbformat.write(nb, path)
+    text = tables.tables([path], FAKE_CHECKS)
+    assert "| `07_fake` |" in text and "`t-gram` (3)" in text
+    assert "| `check_a` | `t-gram` | " in text and "only the first item (`first_item_only`)" in text
+    assert "| `check_b` | — | — |" in text
+    assert "All checks also name (from the runner they share): not written yet (`not_implemented`)." in text

@@ -43,6 +43,14 @@ def test_environment_installs_this_package_with_dev_extras():
     assert "conda-forge" in text
 
 
+def test_teach_extra_is_part_of_dev():
+    """The tests release and grade the course with nbgrader, so dev installs what a teacher installs."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    dev = dict(_name_and_spec(r) for r in extras["dev"])
+    teach = dict(_name_and_spec(r) for r in extras["teach"])
+    assert teach and all(dev.get(name) == spec for name, spec in teach.items())
+
+
 def test_python_version_floor_is_the_same():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["requires-python"] == ">=3.10"

@@ -4,6 +4,7 @@
     python tools/build_notebooks.py                 # all notebooks, full quality (how committed outputs are made)
     python tools/build_notebooks.py 01 02 --quick   # some of them, small and fast (NST_QUICK=1)
     python tools/build_notebooks.py --check-only    # only verify the stored outputs
+    python tools/build_notebooks.py --quick --table # ... and end with a Markdown table of the times (docs/teaching.md)
 
 Checks: no error outputs, nothing on stderr (tqdm progress bars excepted), no warning text, no SVG,
 no absolute paths of a machine, at most 2 MB per notebook.  Exits with status 1 on any problem.
@@ -136,8 +137,9 @@ def main(argv=None) -> int:
     parser.add_argument("names", nargs="*", help="notebooks to build (default: all in notebooks/)")
     parser.add_argument("--quick", action="store_true", help="set NST_QUICK=1: small sizes, few steps")
     parser.add_argument("--check-only", action="store_true", help="do not execute, only check stored outputs")
+    parser.add_argument("--table", action="store_true", help="end with a Markdown table of the running times")
     args = parser.parse_args(argv)
-    failed = False
+    failed, rows = False, []
     for path in find_notebooks(args.names):
         started = time.perf_counter()
         problems = []
@@ -151,9 +153,14 @@ def main(argv=None) -> int:
         problems += check_notebook(nbformat.read(path, as_version=4), size)
         status = "ok" if not problems else f"{len(problems)} problem(s)"
         print(f"{path.name:45s} {seconds:7.1f} s {size / 2**20:6.2f} MB  {status}", flush=True)
+        rows.append(f"| `{path.stem}` | {seconds:.0f} | {size / 2**20:.2f} |")
         for problem in problems:
             print(f"    {problem}")
         failed = failed or bool(problems)
+    if args.table and not args.check_only:
+        mode = "quick mode (NST_QUICK=1)" if args.quick else "default mode"
+        print(f"\n| notebook | run time, {mode} (s) | file (MB) |\n| --- | --- | --- |")
+        print("\n".join(rows))
     return 1 if failed else 0
 
 

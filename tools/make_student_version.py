@@ -1,80 +1,180 @@
 #!/usr/bin/env python
-"""Write student copies of the notebooks: solutions replaced by stubs, outputs cleared.
+"""Write student copies of the notebooks: solutions stubbed, secrets and tooling removed.
 
-    python tools/make_student_version.py               # notebooks/*.ipynb -> student/
+    python tools/make_student_version.py --out handout                          # every notebook in notebooks/
     python tools/make_student_version.py --out handout notebooks/01_content_loss.ipynb
 
-In code cells, every block from a `### BEGIN SOLUTION` line to the next `### END SOLUTION` line
-(markers included) becomes `# YOUR CODE HERE` + `raise NotImplementedError()`, indented like the
-BEGIN marker (the convention of nbgrader, without needing nbgrader).
+What a student copy is (the same rules apply when nbgrader releases the course: see
+tools/nbgrader_course.py, whose nbgrader configuration uses ``StudentCopy`` from this file):
+
+* every region from a ``### BEGIN SOLUTION`` line to its ``### END SOLUTION`` line becomes
+  ``# YOUR CODE HERE`` + ``raise NotImplementedError()``, indented like the BEGIN line; a solution
+  cell without markers becomes that stub as a whole (nbgrader's rules);
+* tooling comments (``# NBVAL_CHECK_OUTPUT`` and the other nbval markers, ``# noqa ...``) are removed
+  from every code cell;
+* a cell tagged ``demo-mistake`` (it shows a mistake in code that would give the answer away) keeps its
+  outputs, and its code is replaced by a one-line comment;
+* a cell tagged ``keep-output`` (a reference figure that no exercise changes) keeps its outputs;
+  every other output is cleared.
+
+It refuses, with a one-line error and without writing anything, a notebook whose markers do not pair
+up or that has a solution region in a cell without nbgrader's solution metadata (nbgrader would refuse
+it too).  It writes only into the folder given with --out and prints every file it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import re
 import sys
+import tokenize
 from pathlib import Path
 
 import nbformat
+from nbconvert.preprocessors import Preprocessor
 
-ROOT = Path(__file__).resolve().parent.parent
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+BEGIN, END = "BEGIN SOLUTION", "END SOLUTION"    # nbgrader matches these anywhere in a line
+CODE_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+TEXT_STUB = ["YOUR ANSWER HERE"]
+KEEP_OUTPUT, DEMO_MISTAKE = "keep-output", "demo-mistake"
+DEMO_COMMENT = "# (This cell showed a mistake in code that would give an exercise away: only its output is kept.)"
+TOOLING_COMMENT = re.compile(r"#\s*(NBVAL_[A-Z_]+|noqa\b)")
 
 
-def strip_solutions(source: str) -> str:
-    """The source with each solution block replaced by an indented stub; ValueError on unmatched markers."""
-    out, inside, indent = [], False, ""
-    for number, line in enumerate(source.splitlines(keepends=True), start=1):
-        stripped = line.strip()
-        if stripped == BEGIN:
+class StudentCopyError(ValueError):
+    """The notebook cannot be turned into a student copy safely."""
+
+
+def is_solution_cell(cell) -> bool:
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution", False))
+
+
+def stub_solutions(source: str, code: bool = True, where: str = "") -> tuple[str, bool]:
+    """``source`` with each solution region replaced by the stub, and whether there was a region.
+
+    Raises StudentCopyError on a BEGIN inside a region, an END without a BEGIN, or a BEGIN without an END.
+    """
+    stub = CODE_STUB if code else TEXT_STUB
+    out, inside, found = [], False, False
+    for number, line in enumerate(source.split("\n"), start=1):
+        if BEGIN in line:
             if inside:
-                raise ValueError(f"line {number}: {BEGIN} inside another solution block: close it with {END}")
-            inside, indent = True, line[: len(line) - len(line.lstrip())]
-        elif stripped == END:
+                raise StudentCopyError(f"{where}line {number}: {BEGIN} inside another solution region: "
+                                       f"close the first one with ### {END}")
+            inside = found = True
+            indent = line[: len(line) - len(line.lstrip())]
+            out += [indent + stub_line for stub_line in stub]
+        elif END in line:
             if not inside:
-                raise ValueError(f"line {number}: {END} without a {BEGIN} before it")
+                raise StudentCopyError(f"{where}line {number}: ### {END} without a ### {BEGIN} before it")
             inside = False
-            newline = "\n" if line.endswith("\n") else ""
-            out += [f"{indent}# YOUR CODE HERE\n", f"{indent}raise NotImplementedError(){newline}"]
         elif not inside:
             out.append(line)
     if inside:
-        raise ValueError(f"{BEGIN} without a matching {END}: add the END marker")
-    return "".join(out)
+        raise StudentCopyError(f"{where}### {BEGIN} without a matching ### {END}: add the END line")
+    return "\n".join(out), found
 
 
-def student_notebook(nb):
-    """A copy of the notebook with solutions stubbed out and all outputs cleared."""
+def strip_tooling_comments(source: str) -> str:
+    """``source`` without nbval markers and ``# noqa`` comments; a line that held only such a comment goes."""
+    try:
+        comments = {token.start[0]: token.start[1] for token in
+                    tokenize.generate_tokens(io.StringIO(source).readline)
+                    if token.type == tokenize.COMMENT and TOOLING_COMMENT.match(token.string)}
+    except (tokenize.TokenError, SyntaxError, IndentationError):  # not Python (a magic, a shell line): by line
+        comments = {}
+        for number, line in enumerate(source.split("\n"), start=1):
+            match = re.search(r"(^|\s)" + TOOLING_COMMENT.pattern, line)
+            if match and "'" not in line[:match.start()] and '"' not in line[:match.start()]:
+                comments[number] = match.start() + len(match.group(1))
+    if not comments:
+        return source
+    out = []
+    for number, line in enumerate(source.split("\n"), start=1):
+        if number in comments:
+            line = line[: comments[number]].rstrip()
+            if not line.strip():
+                continue
+        out.append(line)
+    return "\n".join(out)
+
+
+def student_cell(cell, stub: bool = True, where: str = ""):
+    """Turn one cell into its student form, in place (``stub=False``: leave solution regions to nbgrader)."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    if stub:
+        source, found = stub_solutions(cell.source, code=cell.cell_type == "code", where=where)
+        if found and not is_solution_cell(cell):
+            raise StudentCopyError(f"{where}a solution region in a cell without nbgrader solution metadata: "
+                                   'give the cell {"nbgrader": {"solution": true, "grade_id": ...}} '
+                                   "(see docs/teaching.md)")
+        if is_solution_cell(cell) and not found:
+            source = "\n".join(CODE_STUB if cell.cell_type == "code" else TEXT_STUB)
+        cell.source = source
+    if cell.cell_type != "code":
+        return cell
+    if DEMO_MISTAKE in tags:
+        cell.source = DEMO_COMMENT
+    else:
+        cell.source = strip_tooling_comments(cell.source)
+    if KEEP_OUTPUT not in tags and DEMO_MISTAKE not in tags:
+        cell.outputs = []
+        cell.execution_count = None
+    return cell
+
+
+def student_notebook(nb, name: str = "notebook"):
+    """A student copy of ``nb`` (the original is left alone); StudentCopyError names the cell at fault."""
     nb = nbformat.from_dict(nb)
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.source = strip_solutions(cell.source)
-            cell.outputs = []
-            cell.execution_count = None
+    for index, cell in enumerate(nb.cells, start=1):
+        student_cell(cell, where=f"{name}, cell {index}: ")
     nb.metadata.pop("widgets", None)
     return nb
 
 
+class StudentCopy(Preprocessor):
+    """For nbgrader's generate_assignment, in place of its ClearOutput: tags, tooling comments, outputs.
+
+    nbgrader's own ClearSolutions stubs the solutions before this runs.
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("enabled", True)   # nbconvert's preprocessors are off unless enabled
+        super().__init__(**kwargs)
+
+    def preprocess(self, nb, resources):
+        nb, resources = super().preprocess(nb, resources)
+        nb.metadata.pop("widgets", None)
+        return nb, resources
+
+    def preprocess_cell(self, cell, resources, index):
+        return student_cell(cell, stub=False), resources
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="*", type=Path, help="default: notebooks/*.ipynb")
-    parser.add_argument("--out", type=Path, default=ROOT / "student", help="output folder (default: student/)")
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the student copies into")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    paths = args.notebooks or sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
     if not paths:
-        print("no notebooks found", file=sys.stderr)
+        print("error: no notebooks found: name them on the command line", file=sys.stderr)
         return 1
     converted = []
     for path in paths:
         try:
-            converted.append((path, student_notebook(nbformat.read(path, as_version=4))))
-        except (ValueError, OSError) as err:
-            print(f"{path.name}: {err}", file=sys.stderr)
+            converted.append((path, student_notebook(nbformat.read(path, as_version=4), path.name)))
+        except (StudentCopyError, OSError, nbformat.ValidationError) as err:
+            print(f"error: {err}; nothing written", file=sys.stderr)
             return 1
+    if any((args.out / path.name).resolve() == path.resolve() for path, _ in converted):
+        print("error: --out is the notebooks' own folder: choose another one; nothing written", file=sys.stderr)
+        return 1
     args.out.mkdir(parents=True, exist_ok=True)
     for path, nb in converted:
         nbformat.write(nb, args.out / path.name)
-        print(f"wrote {args.out.name}/{path.name}")
+        print(f"wrote {args.out / path.name}")
     return 0
 
 
