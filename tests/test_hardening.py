@@ -316,7 +316,7 @@ def test_sizes_below_16_are_refused_with_the_smallest():
     for field in ("size", "style_size"):
         with pytest.raises(ValueError) as err:
             Settings(**{field: 8})
-        assert f"{field} must be at least 16" in _one_line(err)
+        assert f"{field} must be a whole number, at least 16" in _one_line(err)
 
 
 # --- 6. an output path that cannot be written is found before the run -------------------------------------
