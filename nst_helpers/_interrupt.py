@@ -6,15 +6,15 @@ even swallowed by the import machinery, and the run goes on.  So when this proce
 (``nst-stylize`` or ``python -m nst_helpers``), Ctrl-C ends it at once until ``cli.main`` is ready to
 handle the KeyboardInterrupt itself; nothing has been written by then.  This module imports no torch, so
 ``nst_helpers/__init__.py`` imports it first.  In a notebook or a test nothing changes.
+(Python's own start-up, before the first line of ``nst_helpers`` runs, is out of our reach: a Ctrl-C in
+those first few tens of milliseconds gets Python's default treatment.)
 """
 
 from __future__ import annotations
 
-import os
+import os  # only modules that Python has loaded at start-up, so that the handler is in place at once
 import signal
 import sys
-import threading
-from pathlib import Path
 
 PROG = "nst-stylize"
 
@@ -23,7 +23,8 @@ def is_command_line() -> bool:
     """True in ``nst-stylize ...`` and ``python -m nst_helpers ...``."""
     argv = list(getattr(sys, "orig_argv", []))
     as_module = any(flag == "-m" and name == "nst_helpers" for flag, name in zip(argv, argv[1:]))
-    return as_module or Path(sys.argv[0] if sys.argv else "").stem.removesuffix("-script") == PROG
+    script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0]
+    return as_module or script.removesuffix("-script") == PROG
 
 
 def _exit_now(signum, frame) -> None:
@@ -32,8 +33,11 @@ def _exit_now(signum, frame) -> None:
 
 
 def _set(handler) -> None:
-    if is_command_line() and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, handler)
+    if is_command_line():
+        try:
+            signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave the handler alone
+            pass
 
 
 def exit_on_ctrl_c() -> None:
