@@ -349,7 +349,10 @@ def available_memory_gb(device: torch.device | str | None = None) -> float | Non
     """
     device = torch.device(device) if device is not None else default_device()
     if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0] / 2**30
+        try:
+            return torch.cuda.mem_get_info(device)[0] / 2**30
+        except (RuntimeError, AssertionError):  # no usable GPU: the run itself will say so
+            return None
     if device.type != "cpu":
         return None
     try:
