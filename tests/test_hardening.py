@@ -70,29 +70,31 @@ def test_cli_ctrl_c_before_the_first_step_writes_nothing(tmp_path, capsys, monke
 
 # --- 2. Ctrl-C at any moment of the command: exit 130, one line --------------------------------------------
 
-def _loaded_torch(pid: int) -> bool:
+def _mapped(pid: int, library: str) -> bool:
     try:
-        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+        return library in Path(f"/proc/{pid}/maps").read_text()
     except OSError:
         return False
 
 
 def _interrupt(argv, when, tmp_path):
-    """Start the command, send SIGINT at ``when`` (seconds, "torch" or "step"), return (code, stderr lines)."""
+    """Start the command, send SIGINT at ``when``, return (exit code, stderr lines, stdout).
+
+    when: the name of one of torch's shared libraries (SIGINT as soon as the process has mapped it, so
+    inside ``import torch``, which goes on for a while after) or "step" (once the progress bar shows a step).
+    """
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     start = time.monotonic()
-    if when == "torch":        # inside `import torch`: its shared library is mapped, the import goes on
-        while not _loaded_torch(proc.pid) and time.monotonic() - start < 60 and proc.poll() is None:
+    if when != "step":
+        while not _mapped(proc.pid, when) and time.monotonic() - start < 180 and proc.poll() is None:
             time.sleep(0.002)
-    elif when == "step":       # the progress bar shows that steps are being made
+    else:                      # the progress bar shows that steps are being made
         seen = b""
-        while b"1/" not in seen and proc.poll() is None and time.monotonic() - start < 60:
+        while b"1/" not in seen and proc.poll() is None and time.monotonic() - start < 180:
             seen += os.read(proc.stderr.fileno(), 4096)
-    else:
-        time.sleep(when)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    out, err = proc.communicate(timeout=180)
     if when == "step":
         err = seen + err
     return proc.returncode, _lines(err.decode()), out.decode()
@@ -105,9 +107,11 @@ COMMANDS = {
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and sends POSIX signals")
-@pytest.mark.parametrize("command, moments", [("module", (0.3, "torch", 1.0, "step")), ("script", ("torch", 1.0))])
+@pytest.mark.parametrize("command, moments", [("module", ("libtorch_global_deps", "libtorch_python", "step")),
+                                              ("script", ("libtorch_global_deps", "libtorch_python"))])
 def test_ctrl_c_at_any_moment_exits_130_with_one_line(tmp_path, command, moments):
-    # (The first tens of milliseconds belong to Python's own start-up, before nst_helpers can act.)
+    # Moments that can be observed from outside, not delays, so that a slow or busy machine does not change
+    # them.  (The first tens of milliseconds belong to Python's own start-up, before nst_helpers can act.)
     if not Path(COMMANDS[command][0]).exists():
         pytest.skip("the nst-stylize script is not installed next to this Python")
     out = tmp_path / "out.png"
