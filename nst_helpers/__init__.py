@@ -3,6 +3,10 @@
     from nst_helpers import load_image, show_images, VGGFeatures, stylize
 """
 
+from . import _interrupt
+
+_interrupt.exit_on_ctrl_c()  # first: on the command line, Ctrl-C while torch loads exits with one line
+
 from . import checks, examples, images, losses, vgg
 from .images import load_image, save_image, show_images, to_pil
 from .losses import content_loss, gram_matrix, style_loss, tv_loss

@@ -99,8 +99,10 @@ class _Mistake(Exception):
 
 
 def rel_error(x: torch.Tensor, y: torch.Tensor) -> float:
-    """max|x - y| / max(1e-8, max(|x| + |y|)), computed in float64."""
+    """max|x - y| / max(1e-8, max(|x| + |y|)), computed in float64; inf when either holds NaN or inf."""
     x, y = x.detach().double(), y.detach().double()
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):  # NaN or inf never counts as close
+        return float("inf")
     return float((x - y).abs().max() / (x.abs() + y.abs()).max().clamp_min(1e-8))
 
 
@@ -521,6 +523,10 @@ def _run(name, fn, graded, cases, *, grad_arg, diagnose, check_shape=None, vecto
             if got.dtype != expected.dtype:
                 raise _Mistake("wrong_dtype", f"returns {got.dtype}, expected {expected.dtype}",
                                "keep everything in float32 (no .double(), no dtype=torch.float64).")
+            if not torch.isfinite(got).all():
+                raise _Mistake("not_finite", "returns NaN or infinite values",
+                               "look for a division by zero, a log or square root of a negative number, or an "
+                               "uninitialised tensor (torch.empty).")
             if not _same(learner_args, args):
                 raise _Mistake("modifies_input", "changes its input tensors in place",
                                "don't use in-place operations (x /= ..., x.pow_(2), x[...] = ...) on the "

@@ -1,7 +1,9 @@
 """The command line: ``nst-stylize CONTENT STYLE -o OUT`` (also ``python -m nst_helpers``).
 
-Exit codes: 0 saved, 1 error (one line on stderr), 2 usage error, 130 interrupted by Ctrl-C
-(the best image so far is still saved when the run had started).
+Exit codes: 0 saved, 1 error (one line on stderr), 2 usage error (a bad option, an output path that
+cannot be written, a size too large for the memory), 130 interrupted by Ctrl-C at any moment (one line;
+the best image so far is saved when at least one step had finished, otherwise nothing is written and an
+existing OUT is left as it was).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import dataclasses
 import difflib
 import io
 import sys
+import tempfile
 from pathlib import Path
 
-from . import examples, images, transfer
+from . import _interrupt, examples, images, transfer
 
 __all__ = ["main", "build_parser"]
 
@@ -32,6 +35,9 @@ examples:
 
 CONTENT and STYLE may be image files, http(s) URLs or example names (see --list-examples).
 The loss terms are normalised by the size of their targets, so the same weights work at every --size.
+
+exit codes: 0 saved; 1 error; 2 usage error (bad option, unwritable OUT, --size too large for the memory);
+130 interrupted by Ctrl-C (the best image so far is saved once a step has finished; before that, nothing).
 """
 
 
@@ -138,10 +144,38 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     settings = _settings(args)
     try:  # Settings checks the values (sizes, weights, ...) before any work is done
-        transfer.Settings(**settings)
+        named_init = settings["init"] in ("content", "noise", "style")  # else an image file, as in stylize
+        opts = transfer.Settings(**{**settings, "init": settings["init"] if named_init else "image"})
     except ValueError as err:
         parser.error(str(err))
+    try:
+        transfer.check_memory(opts)
+    except MemoryError as err:  # in the command line's words: --size, --style-size
+        parser.error(str(err).replace("style_size=", "--style-size ").replace("size=", "--size "))
+    problem = _unwritable(args.output)
+    if problem:
+        parser.error(f"cannot write {args.output!r}: {problem}")
     return args, settings
+
+
+def _unwritable(output: str) -> str | None:
+    """Why OUT cannot be written, or None: tried before the run by making a temporary file in its folder."""
+    folder = Path(output).expanduser().absolute().parent
+    while not folder.exists() and folder != folder.parent:  # missing folders are made when saving
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return err.strerror or str(err)
+    return None
+
+
+def _nothing_saved(output: str) -> str:
+    left = f"; {output} was left as it was" if Path(output).expanduser().exists() else ""
+    return f"nothing was saved{left}"
 
 
 def list_examples() -> str:
@@ -185,6 +219,9 @@ def _run(args: argparse.Namespace, settings: dict) -> int:
     finally:
         lines = captured.getvalue().splitlines()
     steps = len(result.history)
+    if result.interrupted and steps == 0:
+        print(f"{PROG}: interrupted before the first step finished; {_nothing_saved(args.output)}", file=sys.stderr)
+        return 130
     if result.interrupted:
         saved = images.save_image(result.image, args.output)
         print(f"{PROG}: interrupted after {steps} steps; saved the best image so far to {saved}", file=sys.stderr)
@@ -215,10 +252,13 @@ def main(argv: list[str] | None = None) -> int:
         print(list_examples())
         return 0
     try:
+        _interrupt.raise_on_ctrl_c()  # Ctrl-C now raises KeyboardInterrupt: stylize keeps the best image so far
         return _run(args, settings)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was saved", file=sys.stderr)
+        print(f"{PROG}: interrupted; {_nothing_saved(args.output)}", file=sys.stderr)
         return 130
     except Exception as err:  # one line, no traceback: the message says what to do
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)
         return 1
+    finally:
+        _interrupt.ignore_ctrl_c()  # the outcome is decided and said

@@ -37,7 +37,7 @@ def load_image(source, size: int | None = None, max_pixels: int | None = None) -
     """Load an image as a (1, 3, H, W) float32 RGB tensor in [0, 1].
 
     source: a file path, an http(s) URL, bytes, a PIL image, a numpy array (HxW, HxWx3, HxWx4;
-    uint8 0-255 or float 0-1) or a (1,3,H,W)/(3,H,W) tensor.  EXIF orientation is applied,
+    uint8 0-255 or float 0-1) or a (1,3,H,W)/(3,H,W) tensor (uint8 0-255 or float 0-1).  EXIF orientation is applied,
     transparency is composited on white.  size: the long side in pixels (aspect ratio kept).
     max_pixels: an upper bound on H*W (the image is shrunk to fit).
     """
@@ -184,6 +184,12 @@ def _tensor_input(tensor: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"expected an image tensor of shape (1,3,H,W) or (3,H,W), got {tuple(tensor.shape)}")
     if tensor.shape[2] == 0 or tensor.shape[3] == 0:
         raise ValueError(f"the tensor has zero size {tuple(tensor.shape)}: use a non-empty image")
+    if tensor.dtype == torch.uint8:  # 0-255, like a uint8 array
+        return tensor.detach().float() / 255.0
+    if not tensor.is_floating_point():
+        raise ValueError(f"unsupported tensor dtype {tensor.dtype}: use uint8 (0-255) or float (0-1)")
+    if not torch.isfinite(tensor).all():
+        raise ValueError("the tensor contains NaN or infinite values: pass finite values in [0, 1]")
     return tensor.detach().float().clamp(0, 1)
 
 
@@ -230,8 +236,11 @@ def save_image(tensor: torch.Tensor, path) -> Path:
     if image_format is None:
         raise ValueError(f"cannot save {str(path)!r}: the file name must end in .png, .jpg or .jpeg")
     image = to_pil(tensor)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as err:
+        raise OSError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
     try:
         with os.fdopen(handle, "wb") as file:
             options = {"quality": 95} if image_format == "JPEG" else {}
@@ -240,8 +249,10 @@ def save_image(tensor: torch.Tensor, path) -> Path:
         os.umask(umask)
         os.chmod(temp_name, 0o666 & ~umask)   # mkstemp makes 0600 files; give the usual permissions
         os.replace(temp_name, path)
-    except BaseException:
+    except BaseException as err:
         Path(temp_name).unlink(missing_ok=True)
+        if isinstance(err, OSError):  # name the user's path, not the temporary file
+            raise OSError(f"cannot write {str(path)!r}: {err.strerror or err}") from None
         raise
     return path
 

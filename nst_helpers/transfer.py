@@ -27,10 +27,14 @@ the final image is within about 0.01 of the range and is clamped once.
 
 from __future__ import annotations
 
+import difflib
 import math
+import numbers
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -38,14 +42,21 @@ import torch.nn.functional as F
 from . import display, examples, images
 from .losses import (gram_matrix, normalized_content_loss, normalized_style_weights, normalized_tv_loss,
                      style_loss)
-from .vgg import VGGFeatures, default_device
+from .vgg import VGGFeatures, default_device, layer_names
 
-__all__ = ["Settings", "Result", "Objective", "stylize", "evaluate_loss", "load_any", "plan_levels"]
+__all__ = ["Settings", "Result", "Objective", "stylize", "evaluate_loss", "load_any", "plan_levels",
+           "estimate_memory_gb", "available_memory_gb", "largest_size_that_fits", "check_memory", "pad_to_multiple"]
 
 RANGE_WEIGHT = 1e3
 COARSE_SIZE = 256      # coarse-to-fine starts at or below this long side
 COARSE_SHARE = 0.5     # share of the steps spent at the coarser levels
 GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+MIN_SIZE = 16          # below this, VGG-19's pooling layers leave nothing of the image
+WEIGHT_NAMES = ("caffe", "torchvision", "random")
+# Peak memory of a run (BENCHMARKS.md, peak RSS by size, fp32 on a CPU): about 0.9 GB for Python, torch and the
+# weights, plus about 2.6 GB per million pixels of the result, the activations kept for the backward pass.
+BASE_MEMORY_GB = 0.9
+MEMORY_GB_PER_MEGAPIXEL = 2.6
 
 
 @dataclass
@@ -76,20 +87,54 @@ class Settings:
                                     else self.content_layers)
         self.style_layers = tuple([self.style_layers] if isinstance(self.style_layers, str)
                                   else self.style_layers)
+        _check_whole("size", self.size, MIN_SIZE, " pixels")
+        _check_whole("steps", self.steps, 1)
+        if self.style_size is not None:
+            _check_whole("style_size", self.style_size, MIN_SIZE, " pixels")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
+                                      or not 0 <= self.seed < 2**64):
+            raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, or None, got {self.seed!r}")
+        if self.learning_rate is not None and not (0 < self.learning_rate < float("inf")):
+            raise ValueError(f"learning_rate must be a number > 0 (or None for the default), got {self.learning_rate}")
+        _check_choice("pooling", self.pooling, ("max", "avg"))
+        _check_choice("init", self.init, ("content", "noise", "style", "image"))
+        if self.coarse_to_fine not in (None, True, False):
+            raise ValueError(f"coarse_to_fine must be True, False or None (automatic), got {self.coarse_to_fine!r}")
+        for name in self.content_layers + self.style_layers:
+            _check_choice("layer", name, layer_names(), "see nst_helpers.layer_names()")
+        if not (isinstance(self.weights, (str, os.PathLike)) and
+                (self.weights in WEIGHT_NAMES or os.path.isfile(self.weights))):
+            _check_choice("weights", self.weights, WEIGHT_NAMES, "or the path of an existing weight file")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.optimizer not in ("lbfgs", "adam"):
             raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
-        if int(self.steps) < 1:
-            raise ValueError(f"steps must be at least 1, got {self.steps}")
-        if int(self.size) < 16:
-            raise ValueError(f"size must be at least 16 pixels, got {self.size}")
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if not self.content_layers and not self.style_layers:
             raise ValueError("give at least one content layer or one style layer")
+
+
+def _check_whole(name: str, value, low: int, unit: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be a whole number, at least {low}{unit}, got {value!r}")
+
+
+def _check_choice(name: str, value, choices, other: str = "") -> None:
+    if value in choices:
+        return
+    close = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    names = [repr(choice) for choice in choices]
+    if len(names) > 9:                                   # too many to list (layer names)
+        advice = other
+    elif other:
+        advice = f"use {', '.join(names)} {other}"
+    else:
+        advice = f"use {', '.join(names[:-1])} or {names[-1]}"
+    raise ValueError(f"unknown {name} {value!r}: {hint}{advice}")
 
 
 @dataclass
@@ -126,11 +171,19 @@ def _extractor(layers: Sequence[str], weights: str, pooling: str, device: torch.
 
 def _prepare(opts: Settings, content, style) -> tuple[VGGFeatures, torch.Tensor, torch.Tensor]:
     """The extractor and the content and style images at the sizes of ``opts``, on its device."""
+    content_img = _load_role(content, opts.size, "content")
+    style_img = _load_role(style, opts.style_size or opts.size, "style")
     device = torch.device(opts.device) if opts.device else default_device()
     extractor = _extractor(opts.content_layers + opts.style_layers, opts.weights, opts.pooling, device)
-    content_img = load_any(content, size=opts.size).to(device)
-    style_img = load_any(style, size=opts.style_size or opts.size).to(device)
-    return extractor, content_img, style_img
+    return extractor, content_img.to(device), style_img.to(device)
+
+
+def _load_role(source, size: int, role: str) -> torch.Tensor:
+    """``load_any``, with errors about the pixels (NaN, wrong shape, ...) naming the image."""
+    try:
+        return load_any(source, size=size)
+    except ValueError as err:
+        raise ValueError(f"the {role} image: {err}") from None
 
 
 def load_any(source, size: int | None = None) -> torch.Tensor:
@@ -151,13 +204,16 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     callback(step, image, losses) is called after every loss evaluation.
     progress: a tqdm bar with the current loss.  preview: in a notebook, redraw the image and the loss
     curves in place every ``preview`` steps (True: every 20; None: when ``progress`` is on).
-    Returns a ``Result``; Ctrl-C returns the best image so far with ``interrupted=True``.
+    Returns a ``Result``; Ctrl-C returns the best image so far with ``interrupted=True`` (the content
+    image and an empty ``history`` when no step had finished).  Raises MemoryError before any work when
+    the run would not fit in memory (``check_memory``).
     """
     init = settings.pop("init", "content")
     init_image = None
     if not (isinstance(init, str) and init in ("content", "noise", "style")):
         init_image, init = init, "image"
     opts = Settings(init=init, **settings)
+    check_memory(opts)
     extractor, content_full, style_full = _prepare(opts, content, style)
     device = content_full.device
     bf16 = use_bf16(opts.precision, device)
@@ -197,7 +253,8 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     except _Stop as stop:
         message = str(stop)
     except KeyboardInterrupt:
-        interrupted, message = True, f"interrupted after {len(history)} of {opts.steps} steps"
+        interrupted, message = True, (f"interrupted after {len(history)} of {opts.steps} steps" if history
+                                      else "interrupted before the first step finished")
     finally:
         if bar is not None:
             bar.close()
@@ -217,7 +274,8 @@ class Objective:
 
     Targets are computed once, without gradients.  ``objective(x)`` returns the total (a tensor to
     call backward on) and its parts as floats.  With ``bf16`` the VGG runs under bfloat16 autocast;
-    Gram matrices and losses are always computed in fp32.
+    Gram matrices and losses are always computed in fp32.  Every image goes through the VGG padded to
+    a multiple of 16 pixels (``pad_to_multiple``), so that its edges are stylised like its interior.
     """
 
     def __init__(self, opts: Settings, extractor: VGGFeatures, content_img: torch.Tensor,
@@ -235,7 +293,7 @@ class Objective:
 
     def _features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            feats = self.extractor(image)
+            feats = self.extractor(pad_to_multiple(image))
         return {name: value.float() for name, value in feats.items()}
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -250,6 +308,101 @@ class Objective:
         total = content + style + tv + out_of_range
         parts = {"total": _number(total), "content": _number(content), "style": _number(style), "tv": _number(tv)}
         return total, parts
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int = 16) -> torch.Tensor:
+    """``image`` (N,C,H,W) extended at the bottom and right to a multiple of ``multiple`` pixels, by reflection.
+
+    Why: VGG-19 halves the image in four pooling layers before relu5_1, and each drops an odd last row
+    or column.  Without padding, the rows and columns beyond the last whole 16 x 16 cell reach the deep
+    layers weakly or not at all, so the style barely touches them and they keep the content's colours
+    (a band along the bottom of a 256 x 170 result).  Padded, every pixel reaches every layer.
+    Why reflection: the added pixels carry the image's own colours and texture, so the Gram matrices
+    see no black border (zeros would).  Why padding rather than sizes rounded to a multiple of 16: the
+    result keeps the size and aspect ratio asked for; the padding is only seen by the VGG and costs a
+    few per cent more work.  Images too small to reflect (a side shorter than its padding) repeat their
+    last row and column instead.
+    """
+    height, width = image.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def estimate_memory_gb(height: int, width: int) -> float:
+    """Peak memory of a run whose result is ``height`` x ``width`` pixels, in GB (2**30 bytes).
+
+    A straight line through the peaks measured on a CPU in fp32 (BENCHMARKS.md: 1.37 GB at 512 x 341,
+    4.93 GB at 1536 x 1022): BASE_MEMORY_GB for Python, torch and the weights, plus
+    MEMORY_GB_PER_MEGAPIXEL for every million pixels, the activations that the backward pass needs.
+    """
+    return BASE_MEMORY_GB + MEMORY_GB_PER_MEGAPIXEL * height * width / 1e6
+
+
+def available_memory_gb(device: torch.device | str | None = None) -> float | None:
+    """Memory a run can still use on ``device``, in GB; None when unknown (then nothing is checked).
+
+    CUDA: the GPU's free memory.  CPU on Linux: MemAvailable, lowered by a cgroup limit (containers) or
+    an address-space limit (``ulimit -v``) when there is one.  Elsewhere: None.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    if device.type == "cuda":
+        try:
+            return torch.cuda.mem_get_info(device)[0] / 2**30
+        except (RuntimeError, AssertionError):  # no usable GPU: the run itself will say so
+            return None
+    if device.type != "cpu":
+        return None
+    try:
+        free = [_kib_line("/proc/meminfo", "MemAvailable:") * 1024]
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        limit, used = (Path("/sys/fs/cgroup/memory.max").read_text().strip(),
+                       Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit.isdigit():
+            free.append(int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            free.append(soft - _kib_line("/proc/self/status", "VmSize:") * 1024)
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return max(0.0, min(free)) / 2**30
+
+
+def _kib_line(path: str, key: str) -> int:
+    line = next(line for line in Path(path).read_text().splitlines() if line.startswith(key))
+    return int(line.split()[1])
+
+
+def largest_size_that_fits(available_gb: float) -> int:
+    """The largest size (long side, a multiple of 16) of a square result that fits in ``available_gb``."""
+    side = math.sqrt(max(0.0, available_gb) / MEMORY_GB_PER_MEGAPIXEL * 1e6)
+    return max(MIN_SIZE, int(side) // 16 * 16)
+
+
+def check_memory(opts: Settings) -> None:
+    """Raise MemoryError (one line, with the largest size that fits) when a run of ``opts`` would not fit.
+
+    The image's aspect ratio is not known before it is loaded, so this assumes a square of the larger of
+    ``size`` and ``style_size``: a bound from above.  Python, torch and the weights are already loaded,
+    so only the growing part of ``estimate_memory_gb`` is compared with what is available.
+    """
+    available = available_memory_gb(opts.device)
+    if available is None:
+        return
+    name, side = max(("size", opts.size), ("style_size", opts.style_size or 0), key=lambda pair: pair[1])
+    needed = estimate_memory_gb(side, side) - BASE_MEMORY_GB
+    if needed > available:
+        raise MemoryError(f"{name}={side} needs about {needed:.1f} GB of memory for a square image but "
+                          f"{available:.1f} GB are available: use {name}={largest_size_that_fits(available)} "
+                          "or less")
 
 
 def evaluate_loss(image: torch.Tensor, content, style, **settings) -> dict[str, float]:

