@@ -25,6 +25,7 @@ import inspect
 import os
 import textwrap
 import traceback
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +34,8 @@ from . import losses
 
 __all__ = ["CheckResult", "ExerciseFailed", "check_content_loss", "check_gram_matrix", "check_style_loss",
            "check_tv_loss", "finish", "grading",
-           "check_caffe_preprocess", "check_receptive_fields", "check_reconstruct", "check_gram_distance"]
+           "check_caffe_preprocess", "check_receptive_fields", "check_reconstruct", "check_gram_distance",
+           "check_normalized_style_weights", "check_tv_isotropic", "check_range_penalty", "check_transfer_loop"]
 
 TOLERANCE = 1e-5
 _SEED = 0
@@ -504,6 +506,449 @@ def _diagnose_gram_distance(got, fa, fb):
                          "divide by ||G_a|| + ||G_b||: the distance must not depend on the order of the two images.",
                          d / norm(ga)),
     ])
+
+
+# --- notebook 03: per-layer style weights ---------------------------------------------
+
+def check_normalized_style_weights(fn, graded: bool = True) -> CheckResult:
+    """Check ``fn(style_weight, style_targets)`` -> one weight per layer, w_l = style_weight / (L * sum A_l^2)."""
+    reference = losses.normalized_style_weights
+    name = "normalized_style_weights"
+    g = torch.Generator().manual_seed(_SEED)
+    cases = [(30.0, [losses.gram_matrix(scale * torch.randn(shape, generator=g)) for scale, shape in
+                     [(1.0, (1, 3, 5, 4)), (40.0, (1, 6, 3, 3)), (0.2, (1, 4, 2, 5))]]),
+             (2.5, [losses.gram_matrix(scale * torch.randn(shape, generator=g)) for scale, shape in
+                    [(3.0, (1, 5, 4, 4)), (0.5, (1, 2, 6, 3))]])]
+    try:
+        _not_the_stand_in(fn, reference)
+        for style_weight, targets in cases:
+            given = _clone(targets)
+            got = _call(fn, (style_weight, given), "")
+            if got is None:
+                raise _Mistake("returned_none", "returns None", "add a `return` statement at the end.")
+            try:
+                values = [float(w) for w in got]
+            except (TypeError, ValueError, RuntimeError):
+                raise _Mistake("wrong_shape", f"returns {type(got).__name__}, not one number per layer",
+                               "return a list with one weight (a float) per style target.") from None
+            if len(values) != len(targets):
+                raise _Mistake("wrong_shape", f"returns {len(values)} weights for {len(targets)} layers",
+                               "return one weight per style target, in the same order.")
+            if not all(torch.isfinite(torch.tensor(values))):
+                raise _Mistake("not_finite", "returns NaN or inf", "check for a division by zero.")
+            if not _same(given, targets):
+                raise _Mistake("modifies_input", "changes the style targets in place",
+                               "compute sums from the targets without writing into them.")
+            expected = torch.tensor(reference(style_weight, targets), dtype=torch.float64)
+            got_values = torch.tensor(values, dtype=torch.float64)
+            if rel_error(got_values, expected) > TOLERANCE:
+                raise _diagnose_layer_weights(got_values, style_weight, targets) or _wrong_values(
+                    got_values, expected, "each layer's term for features of zeros is w_l * sum A_l^2: "
+                    "choose w_l so that this is style_weight / L.")
+        result = CheckResult(name, True, None, f"✅ {name}: correct ({len(cases)} cases checked)")
+    except _Mistake as m:
+        result = CheckResult(name, False, m.mistake, f"❌ {name}: {m.title} — {m.advice}")
+    return finish(result, fn, reference, graded)
+
+
+def _diagnose_layer_weights(got, style_weight, targets):
+    count = len(targets)
+    squares = torch.tensor([float(t.double().pow(2).sum()) for t in targets], dtype=torch.float64)
+    sums = torch.tensor([float(t.double().sum()) for t in targets], dtype=torch.float64)
+    abs_sums = torch.tensor([float(t.double().abs().sum()) for t in targets], dtype=torch.float64)
+    sizes = torch.tensor([float(t.numel()) for t in targets], dtype=torch.float64)
+    if torch.allclose(got, got[0].expand_as(got), rtol=1e-6):
+        return _Mistake("same_for_all_layers", "every layer gets the same weight",
+                        "the layers' Gram matrices differ in size by orders of magnitude: divide by each "
+                        "layer's own sum A_l^2.")
+    not_squared = ("not_squared", "divides by a sum that is not a sum of squares",
+                   "a layer's term is a sum of SQUARED differences; for features of zeros it is sum A_l^2.")
+    return _match(got, [
+        ("missing_layer_count", f"the weights are {count} times too large (the 1/L is missing)",
+         "share style_weight among the L layers: divide by L as well.", style_weight / squares),
+        ("ignores_style_weight", "style_weight is not used", "multiply by style_weight.", 1 / (count * squares)),
+        ("missing_layer_count", "style_weight is not shared among the layers", "divide by L as well.",
+         torch.full_like(got, style_weight) / squares),
+        ("norm_not_squared", "divides by the norm of A_l, not its square",
+         "divide by sum A_l^2 (the squared norm), the size of the term itself.",
+         style_weight / (count * squares.sqrt())),
+        (*not_squared, style_weight / (count * abs_sums)), (*not_squared, style_weight / (count * sums)),
+        ("by_element_count", "divides by the number of entries, not by the size of the target",
+         "divide by sum A_l^2: the number of entries does not say how large the values are.",
+         style_weight / (count * sizes)),
+        ("inverted", "multiplies by sum A_l^2 instead of dividing", "divide by sum A_l^2.",
+         style_weight * squares / count)])
+
+
+# --- notebook 04: isotropic total variation ------------------------------------------------
+
+def _tv_isotropic(img: torch.Tensor, tv_weight: float, eps: float = 1e-8) -> torch.Tensor:
+    """tv_weight * sum over channels and positions (i < H-1, j < W-1) of sqrt(dv^2 + dh^2 + eps)."""
+    vertical = img[:, :, 1:, :-1] - img[:, :, :-1, :-1]
+    horizontal = img[:, :, :-1, 1:] - img[:, :, :-1, :-1]
+    return tv_weight * (vertical.pow(2) + horizontal.pow(2) + eps).sqrt().sum()
+
+
+_tv_isotropic.__name__ = _tv_isotropic.__qualname__ = "tv_isotropic"
+
+
+def check_tv_isotropic(fn, graded: bool = True) -> CheckResult:
+    """Check ``fn(img, tv_weight, eps=1e-8)``: isotropic TV, sqrt(dv^2 + dh^2 + eps) summed, a scalar tensor."""
+    reference, name = _tv_isotropic, "tv_isotropic"
+    g = torch.Generator().manual_seed(_SEED)
+    flat = torch.zeros(1, 3, 6, 7)
+    flat[:, :, :, 4:] = 0.8                       # flat regions, a vertical and a horizontal edge
+    flat[:, :, 3:, :] += 0.1
+    cases = [(torch.rand(2, 3, 5, 4, generator=g), 0.25), (torch.rand(1, 3, 4, 7, generator=g), 4.0), (flat, 1.5)]
+    try:
+        _not_the_stand_in(fn, reference)
+        for img, weight in cases:
+            given = img.clone()
+            try:
+                got = _to_tensor(_call(fn, (given, weight), ""), img)
+            except _Mistake as m:
+                if "size of tensor" in m.title:
+                    raise _Mistake("shape_mismatch", "the vertical and horizontal differences have different "
+                                   "shapes", "crop both to (H-1, W-1) before adding them: "
+                                   "img[:, :, 1:, :-1] - img[:, :, :-1, :-1] and the same along the last axis.") \
+                        from None
+                raise
+            _scalar_shape(got, None, None)
+            if not torch.isfinite(got).all():
+                raise _Mistake("not_finite", "returns NaN or inf", "check the square root and its argument.")
+            if not torch.equal(given, img):
+                raise _Mistake("modifies_input", "changes img in place", "don't use in-place operations on img.")
+            expected = reference(img, weight)
+            if rel_error(got, expected) > TOLERANCE:
+                raise _diagnose_tv_isotropic(got, img, weight) or _wrong_values(
+                    got, expected, "per channel and position: sqrt(dv^2 + dh^2 + eps) on the (H-1, W-1) crop.")
+        with torch.enable_grad():
+            leaf = flat.clone().requires_grad_(True)
+            out = _call(fn, (leaf, 1.5), " when the input requires gradients")
+            if not isinstance(out, torch.Tensor) or out.grad_fn is None:
+                raise _Mistake("not_differentiable", "the result is not differentiable (no grad_fn)",
+                               "use only torch operations on img.")
+            grad, = torch.autograd.grad(out, leaf, allow_unused=True)
+            if grad is None or not torch.isfinite(grad).all():
+                raise _Mistake("eps_not_inside_sqrt", "the gradient is NaN where the image is flat",
+                               "sqrt has an infinite slope at 0: add eps INSIDE the square root, "
+                               "(dv**2 + dh**2 + eps).sqrt().")
+            _check_gradients(fn, cases[0], 0, reference)
+        loops = _loops(fn)
+        notes, extra = ((), "") if not loops else (
+            ("python_loop",), f"\n💡 works, but vectorise it: your code uses a Python {' and '.join(loops)}; "
+                              "subtract shifted slices instead.")
+        result = CheckResult(name, True, None, f"✅ {name}: correct ({len(cases)} cases checked){extra}", notes)
+    except _Mistake as m:
+        result = CheckResult(name, False, m.mistake, f"❌ {name}: {m.title} — {m.advice}")
+    return finish(result, fn, reference, graded)
+
+
+def _diagnose_tv_isotropic(got, img, weight, eps=1e-8):
+    dv = img[:, :, 1:, :-1] - img[:, :, :-1, :-1]
+    dh = img[:, :, :-1, 1:] - img[:, :, :-1, :-1]
+    full_v, full_h = img[:, :, 1:, :] - img[:, :, :-1, :], img[:, :, :, 1:] - img[:, :, :, :-1]
+    magnitude = (dv.pow(2) + dh.pow(2) + eps).sqrt()
+    first = None if img.shape[0] == 1 else _tv_isotropic(img[:1], weight, eps)
+    eps_outside = ("eps_not_inside_sqrt", "eps is not inside the square root",
+                   "sqrt has an infinite slope at 0, so flat regions give NaN gradients: write "
+                   "(dv**2 + dh**2 + eps).sqrt().")
+    length = (dv.pow(2) + dh.pow(2)).sqrt()
+    return _match(got, [
+        (*eps_outside, weight * length.sum()), (*eps_outside, weight * (length + eps).sum()),
+        ("anisotropic", "adds |dv| + |dh|: that is the anisotropic (L1) TV",
+         "take the length of the gradient vector: sqrt(dv^2 + dh^2 + eps).",
+         weight * (dv.abs() + dh.abs()).sum()),
+        ("anisotropic", "adds |dv| + |dh|: that is the anisotropic (L1) TV",
+         "take the length of the gradient vector: sqrt(dv^2 + dh^2 + eps).",
+         weight * (full_v.abs().sum() + full_h.abs().sum())),
+        ("no_square_root", "the square root is missing (that is the squared TV of the first exercise)",
+         "take the square root of dv^2 + dh^2 + eps at each position.", weight * (dv.pow(2) + dh.pow(2)).sum()),
+        ("channels_combined", "the channels are joined inside one square root",
+         "here each channel has its own term: sum over channels of sqrt(dv^2 + dh^2 + eps).",
+         weight * (dv.pow(2).sum(1) + dh.pow(2).sum(1) + eps).sqrt().sum()),
+        (*_NO_WEIGHT, magnitude.sum()), (*_MEAN, weight * magnitude.mean()),
+        ("first_item_only", "only the first batch item is counted",
+         "sum over the whole batch (all N images), not img[0] only.", first)])
+
+
+# --- notebook 05: the range penalty and the optimisation loop ------------------------------
+
+def _range_penalty(x: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * mean(relu(x - 1)^2 + relu(-x)^2): zero inside [0, 1], growing smoothly outside."""
+    return weight * (torch.relu(x - 1).pow(2) + torch.relu(-x).pow(2)).mean()
+
+
+_range_penalty.__name__ = _range_penalty.__qualname__ = "range_penalty"
+
+
+def check_range_penalty(fn, graded: bool = True) -> CheckResult:
+    """Check ``fn(x, weight)`` -> weight * mean(relu(x - 1)^2 + relu(-x)^2), a scalar tensor."""
+    reference, name = _range_penalty, "range_penalty"
+    g = torch.Generator().manual_seed(_SEED)
+    cases = [(0.1 + 0.8 * torch.rand(1, 3, 4, 4, generator=g), 7.0),     # all inside: must be exactly 0
+             (torch.rand(1, 3, 5, 4, generator=g) * 2 - 0.5, 1000.0),
+             (torch.rand(2, 3, 4, 6, generator=g) * 1.6 - 0.3, 2.5)]
+    try:
+        _not_the_stand_in(fn, reference)
+        for x, weight in cases:
+            given = x.clone()
+            got = _to_tensor(_call(fn, (given, weight), ""), x)
+            _scalar_shape(got, None, None)
+            if not torch.isfinite(got).all():
+                raise _Mistake("not_finite", "returns NaN or inf", "use only relu (or clamp), squares and a mean.")
+            if not torch.equal(given, x):
+                raise _Mistake("modifies_input", "changes x in place",
+                               "write torch.relu(x - 1), not x.clamp_(...) or x -= ...")
+            expected = reference(x, weight)
+            if rel_error(got, expected) > TOLERANCE:
+                raise _diagnose_range(got, x, weight) or _wrong_values(
+                    got, expected, "the penalty is weight * mean(relu(x - 1)^2 + relu(-x)^2).")
+        with torch.enable_grad():
+            _check_gradients(fn, cases[1], 0, reference)
+        result = CheckResult(name, True, None, f"✅ {name}: correct ({len(cases)} cases checked)")
+    except _Mistake as m:
+        result = CheckResult(name, False, m.mistake, f"❌ {name}: {m.title} — {m.advice}")
+    return finish(result, fn, reference, graded)
+
+
+def _diagnose_range(got, x, weight):
+    high, low = torch.relu(x - 1), torch.relu(-x)
+    if float(high.abs().sum() + low.abs().sum()) == 0:
+        return _Mistake("penalises_inside", "is not zero for an image whose pixels are all inside [0, 1]",
+                        "only the part of a pixel beyond 0 or 1 may count: relu(x - 1) and relu(-x).")
+    one_side = ("one_sided", "only one side of the range is penalised",
+                "penalise pixels above 1 AND below 0: relu(x - 1)^2 + relu(-x)^2.")
+    return _match(got, [
+        (*one_side, weight * high.pow(2).mean()), (*one_side, weight * low.pow(2).mean()),
+        (*_NO_WEIGHT, (high.pow(2) + low.pow(2)).mean()),
+        ("sum_instead_of_mean", "uses a sum instead of a mean",
+         "take the mean over all elements, so the weight does not depend on the image size.",
+         weight * (high.pow(2) + low.pow(2)).sum()),
+        ("not_squared", "the excursions are not squared",
+         "square them: a squared penalty has a gradient that grows smoothly from 0 at the border.",
+         weight * (high + low).mean())])
+
+
+def _transfer_loop(extractor, content, style, steps, content_layer="relu4_2",
+                   style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+                   alpha=1.0, beta=30.0, tv_weight=3.0):
+    """The loop of notebook 05: targets once, L-BFGS on the pixels only; returns (1, 3, H, W) in [0, 1]."""
+    with torch.no_grad():
+        content_target = extractor(content)[content_layer]
+        style_feats = extractor(style)
+        style_targets = [losses.gram_matrix(style_feats[layer]) for layer in style_layers]
+    style_weights = losses.normalized_style_weights(beta, style_targets)
+    x = content.clone().requires_grad_()
+    optimizer = torch.optim.LBFGS([x], max_iter=steps, max_eval=steps, tolerance_grad=0, tolerance_change=0,
+                                  history_size=50)
+
+    def closure():
+        optimizer.zero_grad()
+        feats = extractor(x)
+        total = (losses.normalized_content_loss(alpha, feats[content_layer], content_target)
+                 + losses.style_loss(feats, style_layers, style_targets, style_weights)
+                 + losses.normalized_tv_loss(x, tv_weight))
+        total.backward()
+        return total
+
+    optimizer.step(closure)
+    return x.detach().clamp(0, 1)
+
+
+_transfer_loop.__name__ = _transfer_loop.__qualname__ = "transfer_loop"
+
+
+class _TinyExtractor(torch.nn.Module):
+    """Two small random convolutions standing in for VGG: fast, and it counts what it is called on.
+
+    Its weights require gradients (as an unfrozen network's would), so targets that are not
+    detached carry a graph back into it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(_SEED)
+        self.conv1 = torch.nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(6, 8, 3, padding=1, stride=2)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(0.4 * torch.randn(p.shape, generator=g))
+        self.seen: list[torch.Tensor] = []       # the inputs that did not require gradients
+
+    def forward(self, image):
+        if not image.requires_grad:
+            self.seen.append(image.detach().clone())
+        first = torch.relu(self.conv1(image))
+        second = torch.relu(self.conv2(first))
+        return {"relu1_1": first, "relu2_1": second}
+
+
+class _OptimizerSpy:
+    """While active: records every optimiser created, and watches L-BFGS's steps and closures."""
+
+    def __init__(self):
+        self.optimizers, self.accumulates, self.moved, self.no_gradient = [], None, False, False
+        self._last = None
+
+    def __enter__(self):
+        spy = self
+        self._init, self._step = torch.optim.Optimizer.__init__, torch.optim.LBFGS.step
+
+        def init(optimizer, *args, **kwargs):
+            spy._init(optimizer, *args, **kwargs)
+            spy.optimizers.append(optimizer)
+
+        def step(optimizer, closure=None):
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            if spy._last is not None and not _same(params, spy._last):
+                spy.moved = True                      # changed between two steps, behind the optimiser's back
+            if spy.accumulates is None and closure is not None:
+                spy.accumulates = spy._accumulates(closure, params)
+
+            def watched():
+                before = [p.detach().clone() for p in params]
+                loss = closure()
+                if not _same(params, before):
+                    spy.moved = True                  # the closure itself changed the pixels
+                return loss
+
+            out = spy._step(optimizer, watched if closure is not None else None)
+            spy._last = [p.detach().clone() for p in params]
+            return out
+
+        torch.optim.Optimizer.__init__, torch.optim.LBFGS.step = init, step
+        return self
+
+    def __exit__(self, *exc):
+        torch.optim.Optimizer.__init__, torch.optim.LBFGS.step = self._init, self._step
+
+    def _accumulates(self, closure, params):
+        """Call the closure twice at the same pixels: a closure that zeroes gradients gives the same twice."""
+        for p in params:
+            p.grad = None
+        grads = []
+        for _ in range(2):
+            with torch.enable_grad():
+                closure()
+            grads.append([None if p.grad is None else p.grad.detach().clone() for p in params])
+        if any(g is None for g in grads[0]):
+            self.no_gradient = True
+            return False
+        return all(rel_error(second, 2 * first) < 1e-4 and float(first.abs().max()) > 0
+                   for first, second in zip(*grads))
+
+
+def check_transfer_loop(fn, graded: bool = True) -> CheckResult:
+    """Check ``fn(extractor, content, style, steps, content_layer=..., style_layers=..., alpha, beta, tv_weight)``.
+
+    Runs it on a tiny problem (16 x 20 pixels, a two-layer random network, 8 steps) and compares the
+    result with the reference loop, watching the optimiser and the network along the way.
+    """
+    reference, name = _transfer_loop, "transfer_loop"
+    g = torch.Generator().manual_seed(_SEED)
+    content, style = torch.rand(1, 3, 16, 20, generator=g), torch.rand(1, 3, 18, 14, generator=g)
+    settings = dict(content_layer="relu2_1", style_layers=("relu1_1", "relu2_1"), alpha=1.0, beta=30.0,
+                    tv_weight=3.0)                # passed by position, in the order of the signature
+    steps = 8
+    try:
+        _not_the_stand_in(fn, reference)
+        extractor = _TinyExtractor()
+        weights = [p.detach().clone() for p in extractor.parameters()]
+        given_content, given_style = content.clone(), style.clone()
+        with _OptimizerSpy() as spy, warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)   # e.g. float() of a target that requires grad
+            try:
+                got = _call(fn, (extractor, given_content, given_style, steps, *settings.values()), "")
+            except _Mistake as m:
+                if "backward through the graph a second time" in m.title:
+                    raise _Mistake("targets_not_detached", "the targets are not detached: the second loss "
+                                   "evaluation fails (backward through the graph a second time)",
+                                   "compute the targets once under `with torch.no_grad():` (or .detach() "
+                                   "them), so that they are constants, not part of the graph.") from None
+                raise
+        _diagnose_loop(got, spy, extractor, weights, content, style, given_content, given_style, steps)
+        reached = _loop_loss(got, content, style, settings)
+        target = _loop_loss(reference(_TinyExtractor(), content, style, steps, **settings), content, style,
+                            settings)
+        start = _loop_loss(content, content, style, settings)
+        if not reached <= target + 0.05 * (start - target):
+            raise _Mistake("wrong_result", f"the loss of your result is {reached:.4g}; the reference loop "
+                           f"reaches {target:.4g} from {start:.4g} in {steps} steps",
+                           "start from the content image, add the three terms with alpha, beta and "
+                           "tv_weight, and let L-BFGS run `steps` evaluations (max_iter=steps, max_eval=steps).")
+        result = CheckResult(name, True, None, f"✅ {name}: correct (a tiny problem, {steps} steps, "
+                                               "watched step by step)")
+    except _Mistake as m:
+        result = CheckResult(name, False, m.mistake, f"❌ {name}: {m.title} — {m.advice}")
+    return finish(result, fn, reference, graded)
+
+
+def _loop_loss(image, content, style, settings):
+    """The reference loop's objective at ``image`` (a fresh tiny network, targets from the inputs)."""
+    extractor = _TinyExtractor()
+    with torch.no_grad():
+        content_target = extractor(content)[settings["content_layer"]]
+        style_feats = extractor(style)
+        targets = [losses.gram_matrix(style_feats[layer]) for layer in settings["style_layers"]]
+        feats = extractor(image)
+        total = (losses.normalized_content_loss(settings["alpha"], feats[settings["content_layer"]],
+                                                content_target)
+                 + losses.style_loss(feats, settings["style_layers"], targets,
+                                     losses.normalized_style_weights(settings["beta"], targets))
+                 + losses.normalized_tv_loss(image, settings["tv_weight"]))
+    return float(total)
+
+
+def _diagnose_loop(got, spy, extractor, weights, content, style, given_content, given_style, steps):
+    if not (torch.equal(given_content, content) and torch.equal(given_style, style)):
+        raise _Mistake("modifies_input", "changes the content or style image in place",
+                       "optimise a copy: x = content.clone().requires_grad_().")
+    if not spy.optimizers:
+        raise _Mistake("no_optimizer", "creates no optimiser",
+                       "make one: torch.optim.LBFGS([x], max_iter=steps, max_eval=steps, ...).")
+    if not any(isinstance(o, torch.optim.LBFGS) for o in spy.optimizers):
+        raise _Mistake("not_lbfgs", f"uses {type(spy.optimizers[0]).__name__}, not L-BFGS",
+                       "use torch.optim.LBFGS with a closure, as described above.")
+    network = {id(p) for p in extractor.parameters()}
+    optimised = [p for o in spy.optimizers for group in o.param_groups for p in group["params"]]
+    if any(id(p) in network for p in optimised) or not _same(list(extractor.parameters()), weights):
+        raise _Mistake("optimizes_network", "the network's weights are optimised (or changed)",
+                       "give the optimiser only the pixels: torch.optim.LBFGS([x], ...); the network stays frozen.")
+    if not any(p.shape == content.shape for p in optimised):
+        raise _Mistake("pixels_not_optimized", "the image's pixels are not among the optimised tensors",
+                       "x = content.clone().requires_grad_() and torch.optim.LBFGS([x], ...).")
+    style_calls = sum(torch.equal(seen, style) for seen in extractor.seen)
+    content_calls = sum(torch.equal(seen, content) for seen in extractor.seen)
+    if style_calls > 1 or content_calls > 1:
+        raise _Mistake("targets_recomputed", f"the style image went through the network {style_calls} times "
+                       "(the targets are recomputed inside the closure)",
+                       "compute the targets once, before the optimisation, outside the closure.")
+    if spy.no_gradient:
+        raise _Mistake("no_backward", "the closure leaves no gradient on the pixels",
+                       "call total.backward() in the closure before returning the loss.")
+    if spy.accumulates:
+        raise _Mistake("grad_not_zeroed", "gradients are not zeroed: they pile up from one evaluation "
+                       "to the next", "call optimizer.zero_grad() at the start of the closure (L-BFGS "
+                       "calls it several times per step).")
+    if spy.moved:
+        raise _Mistake("clamps_between_steps", "the pixels are changed outside the optimiser (clamped in "
+                       "place between or inside L-BFGS steps)", "don't clamp during the optimisation: it "
+                       "breaks L-BFGS's model of the loss; clamp once at the end (x.detach().clamp(0, 1)).")
+    if got is None:
+        raise _Mistake("returned_none", "returns None", "return the optimised image: x.detach().clamp(0, 1).")
+    if not isinstance(got, torch.Tensor) or got.shape != content.shape:
+        shape = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+        raise _Mistake("wrong_shape", f"returns {shape}, expected an image of shape {tuple(content.shape)}",
+                       "return the optimised image x (detached, clamped).")
+    if not torch.isfinite(got).all():
+        raise _Mistake("not_finite", "the result contains NaN or inf", "check the loss terms and the weights.")
+    if got.requires_grad:
+        raise _Mistake("result_requires_grad", "the result still requires gradients",
+                       "return x.detach().clamp(0, 1).")
+    if float(got.min()) < 0 or float(got.max()) > 1:
+        raise _Mistake("not_clamped", "the result has pixels outside [0, 1]", "clamp once at the end: "
+                       "x.detach().clamp(0, 1).")
 
 
 # --- the runner ----------------------------------------------------------------

@@ -108,7 +108,7 @@ def tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
 # magnitude between layers and between weight sets (Caffe's VGG sees pixels
 # in 0-255, torchvision's in standardised units).  The loop therefore measures
 # each term *relative to its target*: a value of 1 means "as far from the
-# target as an image of zeros".  Ratios of sums do not depend on H and W, nor
+# target as activations of zeros" (not a black image, whose activations are not zero).  Ratios of sums do not depend on H and W, nor
 # on the scale of the activations, so one setting of the weights keeps
 # working at every size, for every layer and with either weight set.
 

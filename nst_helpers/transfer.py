@@ -16,7 +16,8 @@ is divided by the size of its target (sum P^2, sum A^2; ``losses.normalized_cont
 over the same positions does not grow with H and W, so weights tuned at 256 px keep working at 512 px
 (the values still drift a little, as a photo shows more detail per feature at higher resolution),
 every style layer counts the same, and the numbers read plainly: 1.0 means "as far from the target
-as a black image".
+as activations that are all zero" (not a black image: VGG subtracts the mean colour first, so a
+black image has activations far from zero).
 
 Pixel range -- why no clamping between steps.  L-BFGS builds a model of the curvature from the last
 few steps; clamping the pixels behind its back makes that model wrong, and the run stalls.  Instead a
