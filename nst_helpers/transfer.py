@@ -321,15 +321,18 @@ def pad_to_multiple(image: torch.Tensor, multiple: int = 16) -> torch.Tensor:
     Why reflection: the added pixels carry the image's own colours and texture, so the Gram matrices
     see no black border (zeros would).  Why padding rather than sizes rounded to a multiple of 16: the
     result keeps the size and aspect ratio asked for; the padding is only seen by the VGG and costs a
-    few per cent more work.  Images too small to reflect (a side shorter than its padding) repeat their
-    last row and column instead.
+    few per cent more work.  Why the added pixels pass no gradient back: mirrored, the last rows would
+    count twice in the loss and come out over-styled (a blue strip instead of a brown one).  Images too
+    small to reflect (a side shorter than its padding) repeat their last row and column instead.
     """
     height, width = image.shape[-2:]
     pad_h, pad_w = -height % multiple, -width % multiple
     if pad_h == 0 and pad_w == 0:
         return image
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+    padded = F.pad(image.detach(), (0, pad_w, 0, pad_h), mode=mode)
+    padded[..., :height, :width] = image    # gradients reach the image only through its own pixels
+    return padded
 
 
 def estimate_memory_gb(height: int, width: int) -> float:
