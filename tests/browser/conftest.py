@@ -54,6 +54,8 @@ def missing_browser() -> str | None:
         import playwright.sync_api  # noqa: F401
     except ImportError:
         return "no playwright: pip install -e \".[dev]\""
+    if os.environ.get("NST_CHROMIUM") and find_chromium() is None:
+        return f"NST_CHROMIUM={os.environ['NST_CHROMIUM']} does not exist"
     if find_chromium() is None:
         return "no Chromium on the PATH: install it (Debian/Ubuntu: apt-get install chromium) or set NST_CHROMIUM"
     return None
