@@ -112,8 +112,9 @@ class StylePanel:
         self.file_name = widgets.Text(value="stylized.png", description="save as")
         self.save_button = widgets.Button(description="Save", icon="save")
         self.status = widgets.Output()       # the settings line, the progress bar, messages
-        self.preview = widgets.Image(format="png", layout=widgets.Layout(display="none"))
-        self.result_image = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+        # align_self: shown at their own size, not stretched to the width of the panel
+        self.preview = widgets.Image(format="png", layout=widgets.Layout(display="none", align_self="flex-start"))
+        self.result_image = widgets.Image(format="png", layout=widgets.Layout(display="none", align_self="flex-start"))
         self.download = widgets.HTML()
         self.display_size = display_size
         self.seed = seed

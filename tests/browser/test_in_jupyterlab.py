@@ -156,13 +156,16 @@ def drive_panel(notebook: NotebookPage, screenshots, tmp_path) -> None:
     assert len(set(frames)) >= 2, f"the live preview did not change during the run ({len(frames)} screenshots)"
     assert most_images == 2, f"{most_images} pictures in the panel: the preview should redraw one, not add more"
     outputs_after = cell_outputs.evaluate("area => area.children.length")
-    assert outputs_after == outputs_before == 1, f"the cell's outputs went from {outputs_before} to {outputs_after}"
+    assert outputs_after == outputs_before, f"the cell's outputs went from {outputs_before} to {outputs_after}"
     size = result.evaluate("img => [img.naturalWidth, img.naturalHeight, img.clientWidth]")
     assert max(size[:2]) >= 384 and size[2] >= 256, f"the result is shown as a thumbnail: {size}"
+    assert size[2] <= 1.5 * size[0], f"the result is stretched to the page's width: {size}"
     status = cell.locator(".widget-output").inner_text()
     assert "your upload my_photo.png" in status and "style: waves" in status and f"{steps} steps" in status, status
     assert not notebook.stderr_texts(), notebook.stderr_texts()[:1]
     shot = screenshots / "05_panel_after_run.png"
+    page.set_viewport_size({"width": 1400, "height": 2400})     # the whole panel, not what fits in the window
+    cell.scroll_into_view_if_needed()
     cell.screenshot(path=str(shot))
     SCREENSHOTS.append(shot)
 
