@@ -83,18 +83,22 @@ class LivePreview:
     Use: ``stylize(..., callback=LivePreview(every=10))``; ``stylize`` makes one itself in notebooks.
     """
 
-    def __init__(self, every: int = 20, total: int | None = None):
+    def __init__(self, every: int = 20, total: int | None = None, widget=None):
         self.every = max(1, int(every))
         self.total = total
         self.history: list[dict[str, float]] = []
         self.handle = None
-        self.enabled = in_notebook()
+        self.widget = widget  # an ipywidgets.Image to draw into instead of a cell output (the stylize panel)
+        self.enabled = widget is not None or in_notebook()
 
     def __call__(self, step: int, image: torch.Tensor, losses: dict[str, float]) -> None:
         self.history.append(losses)
         if not self.enabled or (step % self.every and step != self.total):
             return
         png = self._render(image)
+        if self.widget is not None:
+            self.widget.value = png
+            return
         from IPython.display import Image, display
 
         if self.handle is None:
@@ -103,17 +107,20 @@ class LivePreview:
             self.handle.update(Image(data=png))
 
     def _render(self, image: torch.Tensor) -> bytes:
+        buffer = io.BytesIO()
+        self._figure(image).savefig(buffer, format="png")
+        return buffer.getvalue()
+
+    def _figure(self, image: torch.Tensor):
         from matplotlib.figure import Figure
 
         from .images import to_pil
 
-        fig = Figure(figsize=(8, 3.2), dpi=80)
+        # constrained layout keeps the image's title inside the picture (tight_layout cut it off at the top)
+        fig = Figure(figsize=(8, 3.2), dpi=80, layout="constrained")
         ax_image, ax_loss = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
         ax_image.imshow(to_pil(image.detach().float().cpu()))
         ax_image.axis("off")
         ax_image.set_title(f"step {len(self.history)}" + (f" of {self.total}" if self.total else ""))
         plot_history(self.history, ax=ax_loss, title=None)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
+        return fig

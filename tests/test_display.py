@@ -80,3 +80,37 @@ def test_live_preview_updates_one_output_in_place(monkeypatch):
 
 def test_in_notebook_is_false_here():
     assert display.in_notebook() is False
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 60, 90), (1, 3, 90, 60)], ids=["landscape", "portrait"])
+def test_live_preview_title_lies_inside_the_picture(shape):
+    """The "step N of M" title used to be cut off at the top of the PNG."""
+    preview = display.LivePreview(every=1, total=100)
+    preview.history = HISTORY[:5]
+    fig = preview._figure(torch.rand(shape))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # the same renderer savefig uses for the PNG
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    title = fig.axes[0].title
+    assert title.get_text() == "step 5 of 100"
+    box = title.get_window_extent(renderer)
+    assert 0 <= box.y0 and box.y1 <= fig.bbox.y1 and 0 <= box.x0 and box.x1 <= fig.bbox.x1
+
+
+def test_live_preview_draws_into_an_image_widget(monkeypatch):
+    monkeypatch.setattr(display, "in_notebook", lambda: False)  # a widget target works anywhere
+
+    class FakeImage:
+        value = b""
+
+    target = FakeImage()
+    preview = display.LivePreview(every=2, total=5, widget=target)
+    frames = []
+    for step, losses in enumerate(HISTORY[:5], start=1):
+        preview(step, torch.rand(1, 3, 16, 16), losses)
+        frames.append(target.value)
+    assert preview.handle is None
+    assert frames[0] == b"" and frames[1][:8] == b"\x89PNG\r\n\x1a\n"
+    assert frames[2] == frames[1] and frames[3] != frames[1] and frames[4] != frames[3]  # steps 2, 4 and 5 (the last)
