@@ -46,7 +46,6 @@ __all__ = ["Settings", "Result", "Objective", "stylize", "evaluate_loss", "load_
 RANGE_WEIGHT = 1e3
 COARSE_SIZE = 256      # coarse-to-fine starts at or below this long side
 COARSE_SHARE = 0.5     # share of the steps spent at the coarser levels
-UPSAMPLE = "bicubic"    # how a coarse result starts the next level: "bicubic" or "bicubic+detail"
 GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
@@ -155,12 +154,14 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
 
     content, style: a path, URL, bytes, PIL image, array, (1,3,H,W) tensor or example name.
     settings: any field of ``Settings`` (size, steps, content_weight, style_weight, tv_weight,
-    optimizer, init, pooling, weights, style_size, seed, device, precision, coarse_to_fine, ...);
+    optimizer, init, pooling, weights, style_size, seed, device, precision, coarse_to_fine,
+    stop_tolerance, stop_window, ...);
     ``init`` may also be an image.
     callback(step, image, losses) is called after every loss evaluation.
     progress: a tqdm bar with the current loss.  preview: in a notebook, redraw the image and the loss
     curves in place every ``preview`` steps (True: every 20; None: when ``progress`` is on).
-    Returns a ``Result``; Ctrl-C returns the best image so far with ``interrupted=True``.
+    Returns a ``Result`` (``precision`` and ``stopped`` say how the VGG ran and why the run ended);
+    Ctrl-C returns the best image so far with ``interrupted=True``.
     """
     init = settings.pop("init", "content")
     init_image = None
@@ -200,7 +201,7 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
             if x is None:
                 start = _initial_image(init, init_image, content_img, style_img, generator)
             else:
-                start = _upsample(x, content_img)
+                start = F.interpolate(x.detach(), size=content_img.shape[-2:], mode="bicubic", align_corners=False)
             objective = Objective(opts, extractor, content_img, style_img, bf16=bf16)
             # The last level may use the steps that a coarser one saved by stopping early.
             last_step = opts.steps if level == len(levels) - 1 else len(history) + steps
@@ -337,16 +338,6 @@ def _initial_image(init: str, init_image, content_img: torch.Tensor, style_img: 
         return torch.rand(content_img.shape, generator=generator).to(content_img.device)
     image = style_img if init == "style" else load_any(init_image).to(content_img.device)
     return F.interpolate(image, size=content_img.shape[-2:], mode="bilinear", align_corners=False)
-
-
-def _upsample(x: torch.Tensor, content_img: torch.Tensor) -> torch.Tensor:
-    """The result of a coarser level at the size of ``content_img``, to start the next level from."""
-    size = content_img.shape[-2:]
-    start = F.interpolate(x.detach(), size=size, mode="bicubic", align_corners=False)
-    if UPSAMPLE == "bicubic+detail":  # add back the content's fine detail that the coarse level could not hold
-        coarse = F.interpolate(content_img, size=x.shape[-2:], mode="area")
-        start = start + content_img - F.interpolate(coarse, size=size, mode="bicubic", align_corners=False)
-    return start
 
 
 def plan_levels(opts: Settings) -> list[tuple[int, int]]:
