@@ -51,10 +51,14 @@ def main() -> None:
         for losses in result.history:
             best = min(best, losses["total"])
             bests.append(best)
+        pair_rows = []
         for tolerance, window in RULES:
             taken = stop_step(bests, tolerance, window)
-            rows.append([f"{photo}+{painting}", f"{tolerance:.1%}", window, taken, f"{1 - taken / steps:.0%}",
-                         f"{bests[taken - 1] / bests[-1] - 1:+.1%}"])
+            pair_rows.append([f"{photo}+{painting}", f"{tolerance:.1%}", window, taken, f"{1 - taken / steps:.0%}",
+                              f"{bests[taken - 1] / bests[-1] - 1:+.1%}"])
+        print(table(["pair", "tolerance", "window", "stops after", "steps saved", "best loss vs all steps"],
+                    pair_rows), flush=True)
+        rows += pair_rows
     print()
     print(table(["pair", "tolerance", "window", "stops after", "steps saved", "best loss vs all steps"], rows))
 
