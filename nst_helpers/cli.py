@@ -200,8 +200,8 @@ def _run(args: argparse.Namespace, settings: dict) -> int:
     saved = images.save_image(result.image, args.output)
     if not args.quiet:
         height, width = result.image.shape[-2:]
-        print(f"VGG-19 in {result.precision}; stopped: {result.stopped}")
-        print(f"saved {saved} ({width}x{height} px, {steps} steps, {result.seconds:.1f} s)")
+        print(f"saved {saved} ({width}x{height} px, {steps} steps, {result.seconds:.1f} s); "
+              f"VGG-19 in {result.precision}; stopped: {result.stopped}")
     return 0
 
 
