@@ -46,7 +46,8 @@ from .losses import (gram_matrix, normalized_content_loss, normalized_style_weig
 from .vgg import VGGFeatures, default_device, layer_names
 
 __all__ = ["Settings", "Result", "Objective", "stylize", "evaluate_loss", "load_any", "plan_levels",
-           "estimate_memory_gb", "available_memory_gb", "largest_size_that_fits", "check_memory", "pad_to_multiple"]
+           "estimate_memory_gb", "available_memory_gb", "largest_size_that_fits", "check_memory", "pad_to_multiple",
+           "choose_precision"]
 
 RANGE_WEIGHT = 1e3
 COARSE_SIZE = 256      # coarse-to-fine starts at or below this long side
@@ -82,6 +83,8 @@ class Settings:
     precision: str = "auto"              # VGG in "bf16" or "fp32"; "auto": bf16 where the hardware is fast
     coarse_to_fine: bool | None = None   # start at half size (or less); None: on above COARSE_SIZE,
                                          # unless init is an image
+    stop_tolerance: float = 0.0          # stop a level when the best loss fell by less than this fraction
+    stop_window: int = 20                # ... over the last stop_window steps; 0 tolerance: run all steps
 
     def __post_init__(self):
         self.content_layers = tuple([self.content_layers] if isinstance(self.content_layers, str)
@@ -110,6 +113,9 @@ class Settings:
             raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.optimizer not in ("lbfgs", "adam"):
             raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
+        if not (0 <= self.stop_tolerance < 1):
+            raise ValueError(f"stop_tolerance must be a fraction in [0, 1), got {self.stop_tolerance!r}")
+        _check_whole("stop_window", self.stop_window, 1)
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
@@ -149,6 +155,8 @@ class Result:
     interrupted: bool = False            # stopped early by Ctrl-C / "interrupt kernel"
     message: str = ""                    # why it stopped early, if it did
     levels: list = field(default_factory=list)  # [(long side, steps), ...] of a coarse-to-fine run
+    precision: str = ""                  # "bf16" or "fp32": how the VGG ran, and why
+    stopped: str = ""                    # why the run ended (all steps done, the loss levelled off, ...)
 
 
 class _Stop(Exception):
@@ -200,13 +208,15 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
 
     content, style: a path, URL, bytes, PIL image, array, (1,3,H,W) tensor or example name.
     settings: any field of ``Settings`` (size, steps, content_weight, style_weight, tv_weight,
-    optimizer, init, pooling, weights, style_size, seed, device, precision, coarse_to_fine, ...);
+    optimizer, init, pooling, weights, style_size, seed, device, precision, coarse_to_fine,
+    stop_tolerance, stop_window, ...);
     ``init`` may also be an image.
     callback(step, image, losses) is called after every loss evaluation.
     progress: a tqdm bar with the current loss.  preview: in a notebook, redraw the image and the loss
     curves in place every ``preview`` steps (True: every 20; None: when ``progress`` is on).
-    Returns a ``Result``; Ctrl-C returns the best image so far with ``interrupted=True`` (the content
-    image and an empty ``history`` when no step had finished).  Raises MemoryError before any work when
+    Returns a ``Result`` (``precision`` and ``stopped`` say how the VGG ran and why the run ended);
+    Ctrl-C returns the best image so far with ``interrupted=True`` (the content image and an empty
+    ``history`` when no step had finished).  Raises MemoryError before any work when
     the run would not fit in memory (``check_memory``).
     """
     init = settings.pop("init", "content")
@@ -217,7 +227,7 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     check_memory(opts)
     extractor, content_full, style_full = _prepare(opts, content, style)
     device = content_full.device
-    bf16 = use_bf16(opts.precision, device)
+    bf16, precision = choose_precision(opts.precision, device)
     generator = torch.Generator().manual_seed(opts.seed if opts.seed is not None else 0)
     levels = plan_levels(opts)
 
@@ -237,11 +247,11 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
                 hook(len(history), x, losses)
 
     best: dict = {}
-    interrupted, message = False, ""
+    interrupted, message, stopped = False, "", ""
     started = time.perf_counter()
     try:
         x = None
-        for size, steps in levels:
+        for level, (size, steps) in enumerate(levels):
             content_img = images.load_image(content_full, size=size)
             style_size = max(16, round(max(style_full.shape[-2:]) * size / opts.size))
             style_img = images.load_image(style_full, size=style_size)
@@ -250,12 +260,16 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
             else:
                 start = F.interpolate(x.detach(), size=content_img.shape[-2:], mode="bicubic", align_corners=False)
             objective = Objective(opts, extractor, content_img, style_img, bf16=bf16)
-            x = _optimise_level(objective, start, len(history) + steps, history, report, best)
+            # The last level may use the steps that a coarser one saved by stopping early.
+            last_step = opts.steps if level == len(levels) - 1 else len(history) + steps
+            x, stopped = _optimise_level(objective, start, last_step, history, report, best)
+        stopped = f"{stopped} ({len(history)} of at most {opts.steps} steps)"
     except _Stop as stop:
-        message = str(stop)
+        message = stopped = str(stop)
     except KeyboardInterrupt:
         interrupted, message = True, (f"interrupted after {len(history)} of {opts.steps} steps" if history
                                       else "interrupted before the first step finished")
+        stopped = message
     finally:
         if bar is not None:
             bar.close()
@@ -267,7 +281,7 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     if image.shape[-2:] != content_full.shape[-2:]:
         image = F.interpolate(image, size=content_full.shape[-2:], mode="bicubic", align_corners=False)
     return Result(image=image.clamp(0, 1).float().cpu(), history=history, seconds=seconds, settings=opts,
-                  interrupted=interrupted, message=message, levels=levels)
+                  interrupted=interrupted, message=message, levels=levels, precision=precision, stopped=stopped)
 
 
 class Objective:
@@ -419,40 +433,54 @@ def evaluate_loss(image: torch.Tensor, content, style, **settings) -> dict[str, 
 
 
 def _optimise_level(objective: Objective, start: torch.Tensor, last_step: int, history: list,
-                    report: Callable, best: dict) -> torch.Tensor:
-    """Optimise the pixels at one resolution until ``len(history) == last_step``; returns the best."""
+                    report: Callable, best: dict) -> tuple[torch.Tensor, str]:
+    """Optimise the pixels at one resolution until ``len(history) == last_step`` or the loss levels off.
+
+    Returns the best image and why the level ended.  Levelling off (``opts.stop_tolerance > 0``): the best loss
+    of this level fell by less than ``stop_tolerance`` (a fraction of it) over the last ``stop_window`` steps.
+    """
+    opts = objective.opts
     x = start.detach().clone().contiguous().requires_grad_(True)
     best.clear()
     best.update(loss=float("inf"), image=x.detach().clone())
-    optimizer = _make_optimizer(objective.opts, x, last_step - len(history))
+    optimizer = _make_optimizer(opts, x, last_step - len(history))
+    bests: list[float] = []                  # best loss of this level after each of its steps
 
     def evaluate() -> torch.Tensor:
         if len(history) >= last_step:
-            raise _LevelDone()
+            raise _LevelDone("all steps done")
+        if opts.stop_tolerance and len(bests) > opts.stop_window:
+            earlier, now = bests[-1 - opts.stop_window], bests[-1]
+            if earlier - now < opts.stop_tolerance * abs(now):
+                raise _LevelDone(f"the loss fell by less than {opts.stop_tolerance:.1%} over the last "
+                                 f"{opts.stop_window} steps")
         total, parts = objective(x)
         if not math.isfinite(parts["total"]):
             raise _Stop(f"the loss became {parts['total']} at step {len(history) + 1}; returning the last finite "
                         "image (lower the learning rate or the weights)")
         if parts["total"] < best["loss"]:
             best.update(loss=parts["total"], image=x.detach().clone())
+        bests.append(best["loss"])
         report(x.detach(), parts)
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         return total
 
+    reason = "all steps done"
     try:
         while len(history) < last_step:
             before = len(history)
-            if objective.opts.optimizer == "lbfgs":
+            if opts.optimizer == "lbfgs":
                 optimizer.step(evaluate)
             else:
                 evaluate()
                 optimizer.step()
             if len(history) == before:      # L-BFGS converged and stopped evaluating
+                reason = "L-BFGS converged"
                 break
-    except _LevelDone:
-        pass
-    return best["image"]
+    except _LevelDone as done:
+        reason = str(done)
+    return best["image"], reason
 
 
 def _number(value) -> float:
@@ -490,21 +518,74 @@ def plan_levels(opts: Settings) -> list[tuple[int, int]]:
     return [(size, steps) for size, steps in zip(sizes, per_level)] + [(opts.size, opts.steps - sum(per_level))]
 
 
-def use_bf16(precision: str, device: torch.device) -> bool:
-    """Whether the VGG runs in bfloat16: "bf16" yes, "fp32" no, "auto" where the hardware is fast at it.
+PROBE_MARGIN = 1.2     # "auto" picks bf16 only where the probe runs at least this much faster in it
+_PRECISION_CHOICES: dict[str, tuple[bool, str]] = {}   # device -> (bf16?, why), measured once per process
 
-    "auto" picks bf16 on CUDA GPUs that support it and on CPUs with AMX tiles.  CPUs with only
-    AVX-512 BF16 instructions stay in fp32: on them we measured oneDNN's bf16 convolutions 1.5x
-    *slower* than fp32 (BENCHMARKS.md).
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether the VGG runs in bfloat16: "bf16" yes, "fp32" no, "auto" where a probe measured it faster."""
+    return choose_precision(precision, device)[0]
+
+
+def choose_precision(precision: str, device: torch.device) -> tuple[bool, str]:
+    """(bf16?, why).  "auto" times a small convolution forward + backward in both precisions on first use
+    per device (tens of milliseconds) and keeps the answer for the process.
+
+    Why measure: the same bf16 instructions are 2x faster than fp32 on one CPU, 1.6x slower on another and
+    ~150x slower where they are emulated (BENCHMARKS.md); no flag tells these apart reliably.
     """
     if precision != "auto":
-        return precision == "bf16"
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
-        return bool(amx and amx())
-    return False
+        return precision == "bf16", f"{precision}, as asked"
+    key = str(device)
+    if key not in _PRECISION_CHOICES:
+        _PRECISION_CHOICES[key] = _probe_precision(device)
+    return _PRECISION_CHOICES[key]
+
+
+def _probe_precision(device: torch.device) -> tuple[bool, str]:
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return False, "fp32: this GPU has no bf16"
+
+    def fastest(bf16: bool, side: int, repeats: int) -> float:   # the minimum: other work only adds time
+        return min(_probe_seconds(device, bf16, side) for _ in range(repeats))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # one core: the ratio is the same, and other programs' load disturbs it less
+    try:
+        fastest(False, 16, 1), fastest(True, 16, 1)                # warm-up (first calls set up kernels)
+        tiny_fp32, tiny_bf16 = fastest(False, 16, 2), fastest(True, 16, 2)
+        if tiny_bf16 > 5 * tiny_fp32:                               # emulated: don't time anything bigger
+            return False, f"fp32: bf16 was {tiny_bf16 / tiny_fp32:.0f}x slower on a tiny convolution"
+        side = 32 if device.type == "cpu" else 128
+        fp32 = bf16 = float("inf")
+        for _ in range(4):                                          # interleaved, so that load hits both
+            fp32, bf16 = min(fp32, fastest(False, side, 1)), min(bf16, fastest(True, side, 1))
+    except RuntimeError as err:                                     # e.g. no bf16 kernels on this device
+        return False, f"fp32: bf16 failed ({' '.join(str(err).split())[:80]})"
+    finally:
+        torch.set_num_threads(threads)
+    speed = fp32 / bf16
+    chosen = "bf16" if speed >= PROBE_MARGIN else "fp32"
+    return chosen == "bf16", f"{chosen}: a probe convolution ran {speed:.2f}x as fast in bf16 as in fp32 " \
+                             f"({bf16 * 1e3:.1f} vs {fp32 * 1e3:.1f} ms)"
+
+
+def _probe_seconds(device: torch.device, bf16: bool, side: int) -> float:
+    """Seconds for two 3x3 convolutions (64 channels, side x side pixels) forward and backward."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, side, side, generator=generator).to(device).requires_grad_(True)
+    weight = (torch.randn(64, 64, 3, 3, generator=generator) * 0.05).to(device)
+    # On the CPU (one thread, see _probe_precision) count the CPU time of this thread: time spent waiting
+    # while other programs run does not count.  Elsewhere, wall time after the device has finished.
+    clock = time.thread_time if device.type == "cpu" else time.perf_counter
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    started = clock()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        y = F.conv2d(F.relu(F.conv2d(x, weight, padding=1)), weight, padding=1)
+    y.float().square().mean().backward()
+    sync()
+    return clock() - started
 
 
 def _make_optimizer(opts: Settings, x: torch.Tensor, steps: int) -> torch.optim.Optimizer:

@@ -91,7 +91,8 @@ def test_defaults_come_from_settings():
     args = cli.build_parser().parse_args([])
     defaults = transfer.Settings()
     for name in ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
-                 "seed", "device", "weights", "style_size", "precision", "coarse_to_fine"):
+                 "seed", "device", "weights", "style_size", "precision", "coarse_to_fine", "stop_tolerance",
+                 "stop_window"):
         assert getattr(args, name) == getattr(defaults, name), name
     # Every setting but the learning rate and the layer lists has an option.
     assert {f.name for f in dataclasses.fields(transfer.Settings)} - set(cli._settings(args)) == {
@@ -252,3 +253,12 @@ def test_output_folder_is_a_usage_error(tmp_path, capsys):
     assert cli.main(["chelsea", "swirls", "-o", str(folder)]) == 2
     assert "folder" in capsys.readouterr().err
     assert folder.is_dir() and not any(folder.iterdir())
+
+
+def test_output_says_precision_and_why_the_run_stopped(tmp_path, capsys):
+    code = cli.main(["chelsea", "swirls", "-o", str(tmp_path / "o.png"), "--size", "32", "--steps", "30",
+                     "--precision", "fp32", "--stop-tolerance", "0.99", "--stop-window", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "VGG-19 in fp32, as asked; stopped: the loss fell by less than 99.0% over the last 2 steps " \
+           "(3 of at most 30 steps)" in out
