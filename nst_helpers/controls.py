@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from . import images
+from .losses import gram_matrix
 
 __all__ = ["rgb_to_yiq", "yiq_to_rgb", "to_luminance", "with_colours_of", "colour_stats", "match_histogram",
-           "colour_distance", "load_masks", "mask_at", "blend_matrix", "COLOUR_METHODS"]
+           "colour_distance", "load_masks", "mask_at", "guided_gram", "blend_matrix", "COLOUR_METHODS"]
 
 COLOUR_METHODS = ("luminance", "histogram")
 
@@ -78,7 +79,7 @@ def colour_stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, centred @ centred.T / pixels.shape[1]
 
 
-def _sqrtm(cov: torch.Tensor, inverse: bool = False, eps: float = 1e-5) -> torch.Tensor:
+def _sqrtm(cov: torch.Tensor, inverse: bool = False, eps: float = 1e-8) -> torch.Tensor:
     """The symmetric square root (or inverse square root) of a covariance matrix, via its eigenvectors."""
     values, vectors = torch.linalg.eigh(cov)
     values = values.clamp_min(0) + eps
@@ -96,7 +97,8 @@ def match_histogram(style: torch.Tensor, content: torch.Tensor, clamp: bool = Fa
     (from the eigen-decomposition) because the result then does not depend on the order in which the
     channels are listed: recolouring in BGR gives the same picture as in RGB, which is not true of
     Cholesky, whose triangular factors treat the first channel differently from the others.  It also
-    needs no positive-definite matrix: a grey or single-colour style only gets a small ``eps`` added.
+    needs no positive-definite matrix: for a grey or one-colour style a tiny ``eps`` is added to the
+    eigenvalues.
     clamp: clip the result to [0, 1]; off by default, as clipping changes the statistics slightly
     (the VGG accepts values outside [0, 1]).
     """
@@ -161,6 +163,18 @@ def load_masks(masks: Sequence, shape: tuple[int, int]) -> list[torch.Tensor]:
 def mask_at(mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     """A (1, 1, H, W) mask carried down to a layer's (h, w): the average over each cell, as pooling does."""
     return F.adaptive_avg_pool2d(mask, tuple(shape))
+
+
+def guided_gram(features: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The Gram matrix of the features inside a region (Gatys et al. 2017, section 4).
+
+    features: (N, C, H, W); mask: (N or 1, 1, H, W) in [0, 1], at the features' resolution.
+    G = gram_matrix(F * m) / mean(m^2): the features are weighted by the mask, and the result is divided
+    by the share of the image the region covers, so that a region's Gram matrix is on the same scale as
+    the Gram matrix of a whole image (a region that covers everything gives ``gram_matrix(F)``).
+    """
+    area = mask.pow(2).mean(dim=(1, 2, 3)).clamp_min(1e-12).view(-1, 1, 1)
+    return gram_matrix(features * mask) / area
 
 
 # --- several styles ------------------------------------------------------------------------------

@@ -327,12 +327,11 @@ class Objective:
                       for name, target in zip(opts.content_layers, self.content_targets))
         style = 0.0
         for layers, targets, weights, layer_masks in self.style_terms:
-            if not layers:
-                continue
-            used = feats if layer_masks is None else \
-                {name: feats[name] * mask / mask.pow(2).mean().sqrt().clamp_min(1e-6)
-                 for name, mask in zip(layers, layer_masks)}
-            style = style + style_loss(used, layers, targets, weights)
+            if layer_masks is None and layers:
+                style = style + style_loss(feats, layers, targets, weights)
+            elif layers:  # guided Gram matrices: each style measured inside its region only
+                style = style + sum(weight * (controls.guided_gram(feats[name], mask) - target).pow(2).sum()
+                                    for name, target, weight, mask in zip(layers, targets, weights, layer_masks))
         tv = normalized_tv_loss(x, opts.tv_weight)
         out_of_range = self.range_weight * (F.relu(x - 1).pow(2) + F.relu(-x).pow(2)).mean()
         total = content + style + tv + out_of_range
