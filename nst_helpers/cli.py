@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import _interrupt, examples, images, transfer
+from . import _interrupt, controls, examples, images, transfer
 
 __all__ = ["main", "build_parser"]
 
@@ -31,9 +31,13 @@ examples:
   {PROG} photo.jpg painting.jpg -o out.png
   {PROG} chelsea swirls -o cat.png --size 384 --steps 300
   {PROG} photo.jpg https://example.org/painting.jpg -o out.jpg --style-weight 100 --quiet
+  {PROG} photo.jpg painting.jpg -o out.png --preserve-color luminance
+  {PROG} photo.jpg a.jpg b.jpg -o out.png --style-blend 0.7 0.3
+  {PROG} photo.jpg a.jpg b.jpg -o out.png --masks sky_mask.png ground_mask.png
   {PROG} --list-examples
 
-CONTENT and STYLE may be image files, http(s) URLs or example names (see --list-examples).
+CONTENT and STYLE may be image files, http(s) URLs or example names (see --list-examples); give
+several STYLE images to mix them (--style-blend) or to paint each in its own region (--masks).
 The loss terms are normalised by the size of their targets, so the same weights work at every --size.
 
 exit codes: 0 saved; 1 error; 2 usage error (bad option, unwritable OUT, --size too large for the memory);
@@ -72,8 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Render a content image in the style of another (Gatys et al.'s neural style transfer).")
     parser.add_argument("content", metavar="CONTENT", nargs="?",
                         help="the photo to repaint: a file, an http(s) URL or an example name such as chelsea")
-    parser.add_argument("style", metavar="STYLE", nargs="?",
-                        help="the style image: a file, an http(s) URL or an example name such as swirls")
+    parser.add_argument("style", metavar="STYLE", nargs="*",
+                        help="the style image(s): files, http(s) URLs or example names such as swirls")
     parser.add_argument("-o", "--output", metavar="OUT", type=_output_path,
                         help="where to save the result: a .png, .jpg or .jpeg file (written only on success)")
     parser.add_argument("--size", metavar="PX", type=_positive_int, default=DEFAULTS["size"],
@@ -112,6 +116,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--style-size", metavar="PX", type=_positive_int, default=DEFAULTS["style_size"],
                         help="long side of the style image in pixels: larger values give finer brushwork "
                              "(default: the same as --size)")
+    parser.add_argument("--style-scale", metavar="S", type=float, default=DEFAULTS["style_scale"],
+                        help="size of the style image(s) relative to the result: above 1 gives finer strokes, "
+                             "below 1 larger ones; an alternative to --style-size (default: %(default)s)")
+    parser.add_argument("--style-blend", metavar="W", type=float, nargs="+", default=DEFAULTS["style_blend"],
+                        help="with several STYLE images: one weight per style, e.g. 0.7 0.3 (default: equal)")
+    parser.add_argument("--masks", metavar="MASK", nargs="+", default=None,
+                        help="one black-and-white image per STYLE, white where that style applies; "
+                             "overlaps share, uncovered pixels get no style")
+    parser.add_argument("--preserve-color", choices=controls.COLOUR_METHODS, default=DEFAULTS["preserve_color"],
+                        help="keep the colours of CONTENT: transfer the luminance only, or recolour the style "
+                             "image(s) to the content's colour mean and covariance first (default: off)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS["precision"],
                         help="number format of the VGG-19 pass (the losses are always fp32): auto times a "
                              "small convolution in both once and uses bf16 where it is clearly faster "
@@ -135,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace) -> dict:
     """The options as keyword arguments of ``transfer.stylize``."""
     names = ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
-             "seed", "device", "weights", "style_size", "precision", "coarse_to_fine", "stop_tolerance", "stop_window")
+             "seed", "device", "weights", "style_size", "style_scale", "style_blend", "preserve_color", "precision",
+             "coarse_to_fine", "stop_tolerance", "stop_window")
     return {name: getattr(args, name) for name in names}
 
 
@@ -143,16 +159,21 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
     args = parser.parse_args(argv)
     if args.list_examples:
         return args, {}
-    missing = [name for name, value in (("CONTENT", args.content), ("STYLE", args.style), ("-o/--output", args.output))
-               if value is None]
+    missing = [name for name, value in (("CONTENT", args.content), ("STYLE", args.style or None),
+                                        ("-o/--output", args.output)) if value is None]
     if missing:
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     settings = _settings(args)
     try:  # Settings checks the values (sizes, weights, ...) before any work is done
         named_init = settings["init"] in ("content", "noise", "style")  # else an image file, as in stylize
         opts = transfer.Settings(**{**settings, "init": settings["init"] if named_init else "image"})
+        controls.blend_matrix(opts.style_blend, len(args.style), opts.style_layers)
     except ValueError as err:
-        parser.error(str(err))
+        parser.error(str(err).replace("style_blend", "--style-blend").replace("style_scale", "--style-scale")
+                     .replace("style_size", "--style-size"))
+    if args.masks is not None and len(args.masks) != len(args.style):
+        parser.error(f"--masks got {len(args.masks)} mask(s) for {len(args.style)} STYLE image(s): give one mask "
+                     "per style")
     try:
         transfer.check_memory(opts)
     except MemoryError as err:  # in the command line's words: --size, --style-size
@@ -213,14 +234,23 @@ def _load(source: str, size: int):
                                 f"run {PROG} --list-examples") from None
 
 
+def _mask_file(path: str) -> Path:
+    if not Path(path).expanduser().is_file():
+        raise FileNotFoundError(f"mask {path!r} is not a file: give a black-and-white image file")
+    return Path(path).expanduser()
+
+
 def _run(args: argparse.Namespace, settings: dict) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # e.g. "could not download ...; using swirls instead"
         content = _load(args.content, settings["size"])
-        style = _load(args.style, settings["style_size"] or settings["size"])
+        style_size = settings["style_size"] or max(16, round(settings["style_scale"] * settings["size"]))
+        styles = [_load(source, style_size) for source in args.style]
+        masks = None if args.masks is None else \
+            controls.load_masks([_mask_file(path) for path in args.masks], content.shape[-2:])
     captured = io.StringIO()  # stylize prints why it stopped early; we say it ourselves, on stderr
     try:
         with contextlib.redirect_stdout(captured):
-            result = transfer.stylize(content, style, progress=not args.quiet, **settings)
+            result = transfer.stylize(content, styles, masks=masks, progress=not args.quiet, **settings)
     finally:
         lines = captured.getvalue().splitlines()
     steps = len(result.history)

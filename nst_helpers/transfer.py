@@ -37,10 +37,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import display, examples, images
+from . import controls, display, examples, images
 from .losses import (gram_matrix, normalized_content_loss, normalized_style_weights, normalized_tv_loss,
                      style_loss)
 from .vgg import VGGFeatures, default_device, layer_names
@@ -77,7 +78,12 @@ class Settings:
     init: str = "content"                # "content", "noise", "style" (or pass an image to stylize)
     pooling: str = "max"                 # "max" or "avg"
     weights: str = "caffe"               # see VGGFeatures
-    style_size: int | None = None        # long side of the style image; None: same as ``size``
+    style_size: int | None = None        # long side of the style image in pixels; None: set by style_scale
+    style_scale: float = 1.0             # long side of the style image / long side of the result: larger
+                                         # values give finer strokes (1.0: the style at the result's size)
+    style_blend: Sequence | None = None  # several styles: one weight per style (or per style and layer);
+                                         # None: equal weights (see controls.blend_matrix)
+    preserve_color: str | None = None    # keep the photo's colours: None, "luminance" or "histogram"
     seed: int | None = None
     device: str | None = None            # None: cuda, else mps, else cpu
     precision: str = "auto"              # VGG in "bf16" or "fp32"; "auto": bf16 where the hardware is fast
@@ -122,6 +128,23 @@ class Settings:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value}")
         if not self.content_layers and not self.style_layers:
             raise ValueError("give at least one content layer or one style layer")
+        if self.preserve_color not in (None,) + controls.COLOUR_METHODS:
+            raise ValueError(f"preserve_color must be None, 'luminance' or 'histogram', got {self.preserve_color!r}")
+        if isinstance(self.style_scale, bool) or not isinstance(self.style_scale, (int, float)) \
+                or not (0 < self.style_scale < float("inf")):
+            raise ValueError(f"style_scale must be a number > 0 (1.0: the style image at the result's size), "
+                             f"got {self.style_scale!r}")
+        if self.style_size is not None and self.style_scale != 1.0:
+            raise ValueError("give style_size or style_scale, not both (style_scale = style_size / size)")
+        if self.style_blend is not None:  # the number of styles is checked by stylize
+            if not isinstance(self.style_blend, (list, tuple, np.ndarray, torch.Tensor)):
+                raise ValueError(f"style_blend must be a list of weights, one per style, got {self.style_blend!r}")
+            controls.blend_matrix(self.style_blend, len(self.style_blend), self.style_layers)
+
+    @property
+    def style_long_side(self) -> int:
+        """The long side of the style image(s) at full size, in pixels."""
+        return self.style_size or max(16, round(self.style_scale * self.size))
 
 
 def _check_whole(name: str, value, low: int, unit: str = "") -> None:
@@ -178,13 +201,32 @@ def _extractor(layers: Sequence[str], weights: str, pooling: str, device: torch.
     return _EXTRACTORS[key]
 
 
-def _prepare(opts: Settings, content, style) -> tuple[VGGFeatures, torch.Tensor, torch.Tensor]:
-    """The extractor and the content and style images at the sizes of ``opts``, on its device."""
+def _styles(style) -> list:
+    """One style source, or a list/tuple of them, as a list."""
+    return list(style) if isinstance(style, (list, tuple)) else [style]
+
+
+def _prepare(opts: Settings, content, style, masks=None) -> tuple:
+    """The extractor, the content image, the style images and the masks at the sizes of ``opts``, on its device.
+
+    Checks the number of blend weights and masks against the number of styles, and loads the images, before
+    the network is built.
+    """
+    styles = _styles(style)
+    if not styles:
+        raise ValueError("give at least one style image")
+    controls.blend_matrix(opts.style_blend, len(styles), opts.style_layers)
+    if masks is not None and len(_styles(masks)) != len(styles):
+        raise ValueError(f"got {len(_styles(masks))} mask(s) for {len(styles)} style image(s): give one mask "
+                         "per style, white where that style applies")
     content_img = _load_role(content, opts.size, "content")
-    style_img = _load_role(style, opts.style_size or opts.size, "style")
+    style_imgs = [_load_role(source, opts.style_long_side, "style") for source in styles]
     device = torch.device(opts.device) if opts.device else default_device()
     extractor = _extractor(opts.content_layers + opts.style_layers, opts.weights, opts.pooling, device)
-    return extractor, content_img.to(device), style_img.to(device)
+    content_img, style_imgs = content_img.to(device), [style.to(device) for style in style_imgs]
+    if masks is not None:
+        masks = [mask.to(device) for mask in controls.load_masks(_styles(masks), content_img.shape[-2:])]
+    return extractor, content_img, style_imgs, masks
 
 
 def _load_role(source, size: int, role: str) -> torch.Tensor:
@@ -195,6 +237,22 @@ def _load_role(source, size: int, role: str) -> torch.Tensor:
         raise ValueError(f"the {role} image: {err}") from None
 
 
+def _level_inputs(opts: Settings, content_full: torch.Tensor, styles_full: list, size: int) -> tuple:
+    """The content and style images for one resolution level, with the colour control applied.
+
+    The style images shrink with the result, so the strokes keep their size relative to the picture.
+    """
+    content_img = images.load_image(content_full, size=size).to(content_full.device)
+    style_imgs = [images.load_image(style, size=max(16, round(max(style.shape[-2:]) * size / opts.size)))
+                  .to(content_full.device) for style in styles_full]
+    if opts.preserve_color == "histogram":
+        style_imgs = [controls.match_histogram(style, content_img) for style in style_imgs]
+    elif opts.preserve_color == "luminance":
+        style_imgs = [controls.to_luminance(style, like=content_img) for style in style_imgs]
+        content_img = controls.to_luminance(content_img)
+    return content_img, style_imgs
+
+
 def load_any(source, size: int | None = None) -> torch.Tensor:
     """An image from anything ``images.load_image`` takes, or an example name (``"chelsea"``)."""
     if isinstance(source, str) and source in examples.names():
@@ -202,15 +260,19 @@ def load_any(source, size: int | None = None) -> torch.Tensor:
     return images.load_image(source, size=size)
 
 
-def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], None] | None = None,
+def stylize(content, style, *, masks=None, callback: Callable[[int, torch.Tensor, dict], None] | None = None,
             progress: bool = True, preview: bool | int | None = None, **settings) -> Result:
     """Render ``content`` in the style of ``style``.
 
-    content, style: a path, URL, bytes, PIL image, array, (1,3,H,W) tensor or example name.
+    content, style: a path, URL, bytes, PIL image, array, (1,3,H,W) tensor or example name; ``style``
+    may be a list of them (several styles, mixed by ``style_blend``).
+    masks: one mask per style (white where that style applies; see ``controls.load_masks`` for the
+    rule on gaps and overlaps); each style's Gram matrices are then computed inside its region only.
     settings: any field of ``Settings`` (size, steps, content_weight, style_weight, tv_weight,
-    optimizer, init, pooling, weights, style_size, seed, device, precision, coarse_to_fine,
-    stop_tolerance, stop_window, ...);
-    ``init`` may also be an image.
+    optimizer, init, pooling, weights, style_size, style_scale, style_blend, preserve_color, seed,
+    device, precision, coarse_to_fine, stop_tolerance, stop_window, ...); ``init`` may also be an image.
+    With ``preserve_color="luminance"`` the optimisation runs on grey images (callbacks see them) and
+    the photo's colours are put back at the end.
     callback(step, image, losses) is called after every loss evaluation.
     progress: a tqdm bar with the current loss.  preview: in a notebook, redraw the image and the loss
     curves in place every ``preview`` steps (True: every 20; None: when ``progress`` is on).
@@ -225,7 +287,7 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
         init_image, init = init, "image"
     opts = Settings(init=init, **settings)
     check_memory(opts)
-    extractor, content_full, style_full = _prepare(opts, content, style)
+    extractor, content_full, styles_full, masks = _prepare(opts, content, style, masks)
     device = content_full.device
     bf16, precision = choose_precision(opts.precision, device)
     generator = torch.Generator().manual_seed(opts.seed if opts.seed is not None else 0)
@@ -252,14 +314,14 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     try:
         x = None
         for level, (size, steps) in enumerate(levels):
-            content_img = images.load_image(content_full, size=size)
-            style_size = max(16, round(max(style_full.shape[-2:]) * size / opts.size))
-            style_img = images.load_image(style_full, size=style_size)
+            content_img, style_imgs = _level_inputs(opts, content_full, styles_full, size)
             if x is None:
-                start = _initial_image(init, init_image, content_img, style_img, generator)
+                start = _initial_image(init, init_image, content_img, style_imgs[0], generator)
+                if opts.preserve_color == "luminance":
+                    start = controls.to_luminance(start)
             else:
                 start = F.interpolate(x.detach(), size=content_img.shape[-2:], mode="bicubic", align_corners=False)
-            objective = Objective(opts, extractor, content_img, style_img, bf16=bf16)
+            objective = Objective(opts, extractor, content_img, style_imgs, bf16=bf16, masks=masks)
             # The last level may use the steps that a coarser one saved by stopping early.
             last_step = opts.steps if level == len(levels) - 1 else len(history) + steps
             x, stopped = _optimise_level(objective, start, last_step, history, report, best)
@@ -280,28 +342,50 @@ def stylize(content, style, *, callback: Callable[[int, torch.Tensor, dict], Non
     image = best.get("image", content_full)
     if image.shape[-2:] != content_full.shape[-2:]:
         image = F.interpolate(image, size=content_full.shape[-2:], mode="bicubic", align_corners=False)
+    if opts.preserve_color == "luminance" and "image" in best:
+        image = controls.with_colours_of(image, content_full)
     return Result(image=image.clamp(0, 1).float().cpu(), history=history, seconds=seconds, settings=opts,
                   interrupted=interrupted, message=message, levels=levels, precision=precision, stopped=stopped)
 
 
 class Objective:
-    """The total loss of Gatys et al. for one content and one style image, at one resolution.
+    """The total loss of Gatys et al. for one content image and one or more style images, at one resolution.
 
     Targets are computed once, without gradients.  ``objective(x)`` returns the total (a tensor to
     call backward on) and its parts as floats.  With ``bf16`` the VGG runs under bfloat16 autocast;
     Gram matrices and losses are always computed in fp32.  Every image goes through the VGG padded to
     a multiple of 16 pixels (``pad_to_multiple``), so that its edges are stylised like its interior.
+
+    Several styles: the style loss is the sum of one style loss per style, each measured against its
+    own Gram targets and weighted by ``controls.blend_matrix(opts.style_blend, ...)`` (per style and
+    layer, summing to 1 at each layer).  masks: one (1, 1, H, W) mask per style (``controls.load_masks``);
+    style k then compares the *guided* Gram matrix of x, G = gram(F * m_k) / mean(m_k^2) with m_k
+    carried down to each layer, with its style's ordinary Gram matrix.
     """
 
     def __init__(self, opts: Settings, extractor: VGGFeatures, content_img: torch.Tensor,
-                 style_img: torch.Tensor, bf16: bool = False):
+                 style_img: torch.Tensor | Sequence[torch.Tensor], bf16: bool = False,
+                 masks: Sequence[torch.Tensor] | None = None):
         self.opts, self.extractor, self.bf16 = opts, extractor, bf16
+        style_imgs = [style_img] if isinstance(style_img, torch.Tensor) else list(style_img)
+        blend = controls.blend_matrix(opts.style_blend, len(style_imgs), opts.style_layers)
+        self.style_terms = []  # per style: (layers, Gram targets, weights, masks per layer or None)
         with torch.no_grad():
             content_feats = self._features(content_img)
-            style_feats = self._features(style_img)
+            for k, image in enumerate(style_imgs):
+                style_feats = self._features(image)
+                targets = [gram_matrix(style_feats[name]) for name in opts.style_layers]
+                weights = [weight * float(share) for weight, share in
+                           zip(normalized_style_weights(opts.style_weight, targets), blend[k])]
+                used = [i for i, weight in enumerate(weights) if weight > 0]
+                layer_masks = None if masks is None else \
+                    [controls.mask_at(pad_to_multiple(masks[k]), content_feats[opts.style_layers[i]].shape[-2:])
+                     for i in used]
+                self.style_terms.append(([opts.style_layers[i] for i in used], [targets[i] for i in used],
+                                         [weights[i] for i in used], layer_masks))
         self.content_targets = [content_feats[name] for name in opts.content_layers]
-        self.style_targets = [gram_matrix(style_feats[name]) for name in opts.style_layers]
-        self.style_weights = normalized_style_weights(opts.style_weight, self.style_targets)
+        # The first style's targets and weights, under the names of a one-style objective.
+        self.style_targets, self.style_weights = self.style_terms[0][1], self.style_terms[0][2]
         self.content_weight = opts.content_weight / max(1, len(self.content_targets))
         # The range penalty must outweigh the other terms whatever their weights.
         self.range_weight = RANGE_WEIGHT * (opts.content_weight + opts.style_weight + opts.tv_weight)
@@ -316,8 +400,13 @@ class Objective:
         feats = self._features(x)
         content = sum(normalized_content_loss(self.content_weight, feats[name], target)
                       for name, target in zip(opts.content_layers, self.content_targets))
-        style = style_loss(feats, opts.style_layers, self.style_targets, self.style_weights) \
-            if opts.style_layers else 0.0
+        style = 0.0
+        for layers, targets, weights, layer_masks in self.style_terms:
+            if layer_masks is None and layers:
+                style = style + style_loss(feats, layers, targets, weights)
+            elif layers:  # guided Gram matrices: each style measured inside its region only
+                style = style + sum(weight * (controls.guided_gram(feats[name], mask) - target).pow(2).sum()
+                                    for name, target, weight, mask in zip(layers, targets, weights, layer_masks))
         tv = normalized_tv_loss(x, opts.tv_weight)
         out_of_range = self.range_weight * (F.relu(x - 1).pow(2) + F.relu(-x).pow(2)).mean()
         total = content + style + tv + out_of_range
@@ -423,13 +512,17 @@ def check_memory(opts: Settings) -> None:
                           "or less")
 
 
-def evaluate_loss(image: torch.Tensor, content, style, **settings) -> dict[str, float]:
+def evaluate_loss(image: torch.Tensor, content, style, masks=None, **settings) -> dict[str, float]:
     """The loss parts of ``image`` (1,3,H,W) for ``stylize``'s settings, in fp32 at the image's size."""
     opts = Settings(**{**settings, "size": max(image.shape[-2:])})
-    extractor, content_img, style_img = _prepare(opts, content, style)
-    objective = Objective(opts, extractor, content_img, style_img, bf16=False)
+    extractor, content_full, styles_full, masks = _prepare(opts, content, style, masks)
+    content_img, style_imgs = _level_inputs(opts, content_full, styles_full, opts.size)
+    objective = Objective(opts, extractor, content_img, style_imgs, bf16=False, masks=masks)
+    image = image.to(content_img.device)
+    if opts.preserve_color == "luminance":
+        image = controls.to_luminance(image)
     with torch.no_grad():
-        return objective(image.to(content_img.device))[1]
+        return objective(image)[1]
 
 
 def _optimise_level(objective: Objective, start: torch.Tensor, last_step: int, history: list,
