@@ -144,6 +144,7 @@ def drive_panel(notebook: NotebookPage, screenshots, tmp_path) -> None:
     outputs_before = cell_outputs.evaluate("area => area.children.length")
     cell.locator("button").filter(has_text=re.compile(r"^\s*Run\s*$")).click()
     preview, result = cell.locator("img.widget-image").nth(0), cell.locator("img.widget-image").nth(1)
+    result.wait_for(state="hidden", timeout=60_000)   # the headless run's result goes away when a new run starts
     frames, most_images = [], 0
     deadline = time.monotonic() + 600
     while not result.is_visible():
