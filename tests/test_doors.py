@@ -1,6 +1,5 @@
 """The doors to the course: the Colab badge and set-up cell (tools/doors.py), Binder's files, the README's links."""
 
-import importlib.util
 import stat
 import subprocess
 import sys
@@ -10,18 +9,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from course_tools import load_tool
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
-def _load_doors():
-    spec = importlib.util.spec_from_file_location("doors", ROOT / "tools" / "doors.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-doors = _load_doors()
+doors = load_tool("doors")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

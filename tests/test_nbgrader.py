@@ -12,7 +12,6 @@ and the first graded notebook, a submission with one planted mistake.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -24,6 +23,7 @@ import nbformat
 import pytest
 
 import exercise_fixture
+from course_tools import load_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -31,14 +31,7 @@ IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false")
 KERNEL_TIMEOUT_S = 600
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-student = _load_tool("make_student_version")
+student = load_tool("make_student_version")
 
 
 # --- reading the convention ---------------------------------------------------------------------
@@ -353,7 +346,7 @@ def test_released_copy_runs_top_to_bottom(path, graded_course):
 
 def test_course_setup_refuses_to_overwrite(tmp_path):
     fixture = fixture_notebook(tmp_path)
-    tool = _load_tool("nbgrader_course")
+    tool = load_tool("nbgrader_course")
     assert tool.main([str(tmp_path / "course"), str(fixture)]) == 0
     config = tmp_path / "course" / "nbgrader_config.py"
     config.write_text("# the teacher's own\n")
@@ -368,7 +361,7 @@ def test_course_setup_refuses_an_unmarked_solution_and_writes_nothing(tmp_path, 
     del nb.cells[3].metadata["nbgrader"]
     path = tmp_path / "bad.ipynb"
     nbformat.write(nb, path)
-    assert _load_tool("nbgrader_course").main([str(tmp_path / "course"), str(path)]) == 1
+    assert load_tool("nbgrader_course").main([str(tmp_path / "course"), str(path)]) == 1
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "cell 4" in error and "solution metadata" in error
     assert not (tmp_path / "course").exists()

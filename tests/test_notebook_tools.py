@@ -2,7 +2,6 @@
 
 The student copies of the course's own notebooks are tested in test_nbgrader.py."""
 
-import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -10,18 +9,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from course_tools import load_tool
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-student = _load_tool("make_student_version")
-build = _load_tool("build_notebooks")
+student = load_tool("make_student_version")
+build = load_tool("build_notebooks")
 
 SOLUTION_CELL = """def gram(features, normalize=True):
     \"\"\"Docstring stays.\"\"\"
@@ -169,7 +163,7 @@ def test_clean_metadata_drops_timings_and_sets_the_kernel():
 
 # --- the tables of the teacher's guide ------------------------------------------------------------
 
-tables = _load_tool("teaching_tables")
+tables = load_tool("teaching_tables")
 
 FAKE_CHECKS = '''
 _MEAN = ("mean_instead_of_sum", "uses a mean instead of a sum", "use .sum().")
