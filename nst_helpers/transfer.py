@@ -80,7 +80,7 @@ class Settings:
     weights: str = "caffe"               # see VGGFeatures
     style_size: int | None = None        # long side of the style image in pixels; None: set by style_scale
     style_scale: float = 1.0             # long side of the style image / long side of the result: larger
-                                         # values give finer strokes (1.0: the style at the result's size)
+                                         # values give larger strokes (1.0: the style at the result's size)
     style_blend: Sequence | None = None  # several styles: one weight per style (or per style and layer);
                                          # None: equal weights (see controls.blend_matrix)
     preserve_color: str | None = None    # keep the photo's colours: None, "luminance" or "histogram"
