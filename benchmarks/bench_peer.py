@@ -89,7 +89,7 @@ def main() -> None:
         content, style = (os.path.join(folder, f"{name}.png") for name in (photo, painting))
         for name, path in ((photo, content), (painting, style)):
             images.save_image(examples.load(name), path)
-        outputs = {name: os.path.join(folder, f"{photo}-{painting}-{name}.png") for name in programs}
+        outputs = {name: os.path.join(out_folder, f"{photo}-{painting}-{name}.png") for name in programs}
         commands = {
             "pastiche": program("pastiche") + ["--content", content, "--styles", style, "--output",
                                                outputs.get("pastiche", ""), "--size", str(size),
@@ -115,7 +115,7 @@ def main() -> None:
         side_by_side([content] + [outputs[name] for name in programs], strip)
         print(f"  pictures ({', '.join(['content'] + programs)}): {strip}", flush=True)
     print()
-    print(table(["pair", "program", "wall s", "time vs pastiche", "fp32 loss (ours, 512 px)", "loss vs pastiche"],
+    print(table(["pair", "program", "wall s", "time vs pastiche", f"fp32 loss (ours, {size} px)", "loss vs pastiche"],
                 rows))
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
 

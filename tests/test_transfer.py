@@ -195,13 +195,13 @@ def test_evaluate_loss_matches_the_first_step_of_a_run():
 
 def test_coarse_to_fine_plan_and_run():
     assert transfer.plan_levels(Settings(size=256, steps=100)) == [(256, 100)]
-    assert transfer.plan_levels(Settings(size=512, steps=100)) == [(256, 50), (512, 50)]
-    assert transfer.plan_levels(Settings(size=1024, steps=100)) == [(256, 25), (512, 25), (1024, 50)]
+    assert transfer.plan_levels(Settings(size=512, steps=100)) == [(256, 70), (512, 30)]
+    assert transfer.plan_levels(Settings(size=1024, steps=100)) == [(256, 35), (512, 35), (1024, 30)]
     assert transfer.plan_levels(Settings(size=512, steps=100, coarse_to_fine=False)) == [(512, 100)]
     # Starting from a given image (a result to refine): single scale unless asked for.
     assert transfer.plan_levels(Settings(size=512, steps=100, init="image")) == [(512, 100)]
     result = stylize("chelsea", "swirls", size=64, steps=8, coarse_to_fine=True, progress=False, preview=False)
-    assert result.levels[0][0] < 64 and result.levels[-1] == (64, 4)
+    assert result.levels[0][0] < 64 and result.levels[-1] == (64, 2)
     assert len(result.history) == 8
     assert max(result.image.shape[-2:]) == 64
 
@@ -310,7 +310,7 @@ def test_stopping_rule_counts_the_best_loss_not_the_last(photo, painting, monkey
 def test_a_coarse_level_that_stops_early_leaves_its_steps_to_the_last():
     result = stylize("chelsea", "swirls", size=64, steps=30, coarse_to_fine=True, stop_tolerance=0.99,
                      stop_window=3, progress=False, preview=False)
-    assert result.levels == [(32, 15), (64, 15)] and len(result.history) == 8    # 4 steps per level
+    assert result.levels == [(32, 21), (64, 9)] and len(result.history) == 8     # 4 steps per level
     assert "(8 of at most 30 steps)" in result.stopped
 
 
