@@ -161,6 +161,19 @@ def test_clean_metadata_drops_timings_and_sets_the_kernel():
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
+def test_clean_metadata_drops_the_pictures_kept_in_widget_state():
+    nb = _executed()
+    picture = {"encoding": "base64", "path": ["value"], "data": "iVBORw0KGgo" * 1000}
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"version_major": 2, "state": {
+        "a": {"model_name": "ImageModel", "state": {"format": "png", "value": {}}, "buffers": [picture]},
+        "b": {"model_name": "HTMLModel", "state": {"value": "<b>kept</b>"}}}}}
+    build.clean_metadata(nb)
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert state["a"]["buffers"] == [] and "value" not in state["a"]["state"]
+    assert state["a"]["state"]["format"] == "png"
+    assert state["b"]["state"]["value"] == "<b>kept</b>"
+
+
 # --- the tables of the teacher's guide ------------------------------------------------------------
 
 tables = load_tool("teaching_tables")

@@ -77,12 +77,21 @@ def check_notebook(nb, size_bytes: int | None = None) -> list[str]:
 
 
 def clean_metadata(nb) -> None:
-    """Drop execution timings and editor state; name the python3 kernel."""
+    """Drop execution timings and editor state, and the pictures saved in widget state; name the python3 kernel.
+
+    An Image widget's saved state holds its picture a second time (05's panel: over 200 kB), although every
+    notebook shows the same result as a figure below its panel; without a kernel the widget shows empty instead.
+    """
     for cell in nb.cells:
         for key in ("execution", "collapsed", "scrolled", "ExecuteTime"):
             cell.metadata.pop(key, None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     nb.metadata.pop("papermill", None)
+    widgets = nb.metadata.get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    for model in widgets.get("state", {}).values():
+        if model.get("model_name") == "ImageModel":
+            model["buffers"] = [buffer for buffer in model.get("buffers", []) if buffer.get("path") != ["value"]]
+            model.get("state", {}).pop("value", None)
 
 
 class BuildError(Exception):
