@@ -52,7 +52,7 @@ __all__ = ["Settings", "Result", "Objective", "stylize", "evaluate_loss", "load_
 
 RANGE_WEIGHT = 1e3
 COARSE_SIZE = 256      # coarse-to-fine starts at or below this long side
-COARSE_SHARE = 0.7     # share of the steps spent at the coarser levels (BENCHMARKS.md, R3: 0.5 cost more
+COARSE_SHARE = 0.7     # share of the steps spent at the coarser levels (BENCHMARKS.md, R2: 0.5 cost more
                        # for no visible gain)
 GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 MIN_SIZE = 16          # below this, VGG-19's pooling layers leave nothing of the image
