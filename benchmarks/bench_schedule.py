@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, table  # noqa: E402
+from bench_peer import PAIRS  # noqa: E402  (the same photo/style pairs as the comparison with pastiche)
 
 from nst_helpers import evaluate_loss, examples, stylize, to_pil, transfer  # noqa: E402
 
-PAIRS = ("coffee:waves", "astronaut:mosaic")
 VARIANTS = "120:0.5,100:0.5,150:0.6,200:0.7"
 
 
