@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from . import _interrupt, controls, examples, images, transfer
+from .fast import cli as fast_cli
 
 __all__ = ["main", "build_parser"]
 
@@ -34,6 +35,8 @@ examples:
   {PROG} photo.jpg painting.jpg -o out.png --preserve-color luminance
   {PROG} photo.jpg a.jpg b.jpg -o out.png --style-blend 0.7 0.3
   {PROG} photo.jpg a.jpg b.jpg -o out.png --masks sky_mask.png ground_mask.png
+  {PROG} photo.jpg starry_night -o out.png --fast
+  {PROG} photo.jpg -o out.png --fast --network my_style.pt
   {PROG} --list-examples
 
 CONTENT and STYLE may be image files, http(s) URLs or example names (see --list-examples); give
@@ -144,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no progress bar, and print nothing on success")
     parser.add_argument("--list-examples", action="store_true",
                         help="list the example names with their credits and exit")
+    fast_cli.add_options(parser)  # --fast, --network: nst_helpers.fast.cli
     return parser
 
 
@@ -281,6 +285,9 @@ def _one_line(err: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default: sys.argv[1:]); returns the exit code."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if fast_cli.requested(parser, argv):  # one pass of a trained network
+        return fast_cli.stylize_main(parser, argv, PROG)
     try:
         args, settings = _parse(parser, argv)
     except SystemExit as stop:  # --help (0) or a usage error (2), already printed by argparse
