@@ -26,7 +26,7 @@ from nst_helpers.fast.data import HELD_OUT  # noqa: E402
 from nst_helpers.fast.training import train  # noqa: E402
 
 PAINTINGS = ["starry_night", "great_wave", "composition_vii", "water_lilies"]
-SHIPPED = dict(steps=1000, batch=4, crop=128, scale=(384, 640), style_size=512, width=16, blocks=5,
+SHIPPED = dict(steps=1500, batch=4, crop=96, scale=(384, 640), style_size=512, width=16, blocks=5,
                style_weight=15.0, content_weight=1.0, tv_weight=3.0, learning_rate=2e-3, seed=20)
 
 

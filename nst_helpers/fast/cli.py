@@ -20,6 +20,7 @@ from .. import _interrupt
 __all__ = ["add_options", "requested", "stylize_main", "train_main", "build_train_parser"]
 
 TRAIN_PROG = "nst-train-fast"
+FAST_SIZE = 512  # nst-stylize --fast without --size: the size the shipped networks were trained for
 
 
 def add_options(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,8 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fast style transfer (one pass of a trained network; notebook 07)")
     group.add_argument("--fast", action="store_true",
                        help="paint with a trained network in one pass instead of optimising; STYLE must be a "
-                            "style with a shipped network (several: blended by --style-blend); only --size, "
+                            "style with a shipped network (several: blended by --style-blend); only --size "
+                            "(default 512 with --fast, the size the shipped networks were trained for), "
                             "--device and --quiet apply")
     group.add_argument("--network", metavar="NET.pt", default=None,
                        help="with --fast: a network file written by nst-train-fast (STYLE may then be left out)")
@@ -65,7 +67,8 @@ def stylize_main(parser: argparse.ArgumentParser, argv: list[str], prog: str = "
         from .shipped import stylize_fast
 
         styles = args.style or None
-        image = stylize_fast(args.content, styles, network=args.network, size=args.size,
+        size_given = any(a == "--size" or a.startswith("--size=") for a in argv)
+        image = stylize_fast(args.content, styles, network=args.network, size=args.size if size_given else FAST_SIZE,
                              blend=args.style_blend, device=args.device)
         saved = images.save_image(image, args.output)
         if not args.quiet:
