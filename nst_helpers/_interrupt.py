@@ -17,18 +17,22 @@ import signal
 import sys
 
 PROG = "nst-stylize"
+TRAIN_PROG = "nst-train-fast"  # nst_helpers.fast.cli
 
 
 def is_command_line() -> bool:
-    """True in ``nst-stylize ...`` and ``python -m nst_helpers ...``."""
+    """True in ``nst-stylize ...``, ``nst-train-fast ...`` and ``python -m nst_helpers ...``."""
     argv = list(getattr(sys, "orig_argv", []))
     as_module = any(flag == "-m" and name == "nst_helpers" for flag, name in zip(argv, argv[1:]))
-    script = os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0]
-    return as_module or script.removesuffix("-script") == PROG
+    return as_module or _script() in (PROG, TRAIN_PROG)
+
+
+def _script() -> str:
+    return os.path.splitext(os.path.basename(sys.argv[0] if sys.argv else ""))[0].removesuffix("-script")
 
 
 def _exit_now(signum, frame) -> None:
-    os.write(2, f"{PROG}: interrupted; nothing was saved\n".encode())
+    os.write(2, f"{TRAIN_PROG if _script() == TRAIN_PROG else PROG}: interrupted; nothing was saved\n".encode())
     os._exit(130)
 
 

@@ -251,3 +251,18 @@ def test_pickled_objects_are_not_network_files(tmp_path):
     path.write_bytes(pickle.dumps({"format": "nst_helpers.fast/1"}))
     with pytest.raises(ValueError, match="not a network file"):
         read_file(path)
+
+
+def test_train_command_ctrl_c_keeps_the_best(tmp_path, capsys, monkeypatch):
+    from nst_helpers.fast import training
+
+    def interrupted_train(styles, checkpoint, **kwargs):  # what train returns after Ctrl-C at step 2
+        net = _net()
+        save_network(net, checkpoint)
+        return training.TrainResult(net, [{"total": 1.0}, {"total": 0.5}], 0.75, interrupted=True)
+
+    monkeypatch.setattr(training, "train", interrupted_train)
+    out = tmp_path / "net.pt"
+    assert fast_cli.train_main(["starry_night", "-o", str(out), "-q"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "interrupted after 2 steps" in err and out.is_file()
