@@ -6,7 +6,10 @@
 Runs on one CPU thread, checkpoints every 25 steps to the output file and resumes from it when run again
 (so the training can span several sittings), and writes a preview of the held-out photos (chelsea and
 coffee, at 512 px) every --preview-every steps into --previews.  The shipped file is written with
---ship, which drops the training state (optimiser, history) to keep it small.
+--ship, which drops the training state (optimiser, history) to keep it small, and prints the SHA-256
+entry to put in ``nst_helpers/fast/shipped.py``:
+
+    python tools/train_fast_networks.py -o fast_paintings.ckpt.pt --ship nst_helpers/data/networks/paintings.pt
 """
 
 from __future__ import annotations
@@ -70,9 +73,14 @@ def main(argv=None) -> int:
     if args.ship:
         from nst_helpers.fast.store import network_from_file, save_network
 
+        import hashlib
+
         net = network_from_file(args.output)
         save_network(net, args.ship, info=net.info)
-        print(f"wrote {args.ship} ({Path(args.ship).stat().st_size / 1e6:.2f} MB), step {net.info.get('step')}")
+        digest = hashlib.sha256(Path(args.ship).read_bytes()).hexdigest()
+        print(f"wrote {args.ship} ({Path(args.ship).stat().st_size / 1e6:.2f} MB), checkpoint of step "
+              f"{net.info.get('step')}; its entry for SHIPPED in nst_helpers/fast/shipped.py:")
+        print(f'    "{Path(args.ship).name}": ("{digest}", {tuple(net.names)!r}),')
         return 0
     settings = {key: getattr(args, key) for key in SHIPPED}
     started = time.time()
