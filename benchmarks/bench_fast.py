@@ -3,7 +3,8 @@
     python benchmarks/bench_fast.py --timing              # seconds per picture at 256, 512, 1024 px (2 threads)
     python benchmarks/bench_fast.py --memory              # peak memory of one picture per size (a child each)
     python benchmarks/bench_fast.py --quality             # the course's loss on held-out photos, vs stylize
-    python benchmarks/bench_fast.py --quality --network my.pt --cache DIR
+    python benchmarks/bench_fast.py --quality --pairs chelsea:starry_night coffee:great_wave --compare 50
+    python benchmarks/bench_fast.py --quality --network my.pt --style my_painting.jpg --cache DIR
 
 Timing: the shipped network is loaded once, one warm-up pass, then the median of --repeats passes of
 ``stylize_fast`` on a tensor already at the size (long side), fp32, ``--threads`` threads; wall time and
@@ -22,6 +23,7 @@ import io
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -86,21 +88,22 @@ def _optimised(photo: str, style: str, steps: int | None, cache: Path) -> torch.
     return load_image(path)
 
 
-def quality(network, styles, photos, cache: Path) -> list[list]:
+def quality(network, pairs, cache: Path, compare: list[str]) -> list[list]:
     cache.mkdir(parents=True, exist_ok=True)
     rows = []
-    for photo in photos:
-        for style in styles:
-            fast = stylize_fast(photo, style if network is None else None, network=network, size=512)
-            pictures = {"network": fast, "50 steps": _optimised(photo, style, 50, cache),
-                        "defaults (200 steps)": _optimised(photo, style, None, cache)}
-            losses = {name: evaluate_loss(image, photo, style, precision="fp32") for name, image in pictures.items()}
-            original = examples.load(photo, size=512)
-            height = min(p.shape[-2] for p in [original, *pictures.values()])
-            save_image(torch.cat([p[..., :height, :] for p in [original, *pictures.values()]], -1),
-                       cache / f"side_by_side_{photo}_{style}.png")
-            rows.append([photo, style] + [f"{losses[n]['total']:.3f} (c {losses[n]['content']:.2f}, "
-                                          f"s {losses[n]['style']:.2f})" for n in pictures])
+    for photo, style in pairs:
+        fast = stylize_fast(photo, style if network is None else None, network=network, size=512)
+        pictures = {"network": fast}
+        for steps in compare:
+            label = "defaults (200 steps)" if steps == "default" else f"{steps} steps"
+            pictures[label] = _optimised(photo, style, None if steps == "default" else int(steps), cache)
+        losses = {name: evaluate_loss(image, photo, style, precision="fp32") for name, image in pictures.items()}
+        original = examples.load(photo, size=512)
+        height = min(p.shape[-2] for p in [original, *pictures.values()])
+        save_image(torch.cat([p[..., :height, :] for p in [original, *pictures.values()]], -1),
+                   cache / f"side_by_side_{photo}_{style}.png")
+        rows.append([photo, style] + [f"{losses[n]['total']:.3f} (c {losses[n]['content']:.2f}, "
+                                      f"s {losses[n]['style']:.2f})" for n in pictures])
     return rows
 
 
@@ -113,7 +116,10 @@ def main() -> None:
     parser.add_argument("--style", default="starry_night", help="style for timing and memory")
     parser.add_argument("--styles", nargs="+", default=None, help="styles for --quality (default: all shipped)")
     parser.add_argument("--photos", nargs="+", default=list(HELD_OUT))
-    parser.add_argument("--cache", default="bench_fast_cache")
+    parser.add_argument("--pairs", nargs="+", default=None, help="photo:style pairs instead of photos x styles")
+    parser.add_argument("--compare", nargs="+", default=["50", "default"],
+                        help="stylize runs to compare with: step counts and/or 'default'")
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "nst-bench-fast"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--one-size", type=int, default=None, help=argparse.SUPPRESS)
@@ -130,8 +136,11 @@ def main() -> None:
               "\n")
     if args.quality:
         styles = args.styles or (styles_with_network() if args.network is None else [args.style])
-        print(table(["photo", "style", "network (1 pass)", "stylize, 50 steps", "stylize, defaults"],
-                    quality(args.network, styles, args.photos, Path(args.cache))))
+        pairs = [p.split(":") for p in args.pairs] if args.pairs else \
+            [(photo, style) for photo in args.photos for style in styles]
+        headings = ["photo", "style", "network (1 pass)"] + \
+            [f"stylize, {'defaults' if c == 'default' else c + ' steps'}" for c in args.compare]
+        print(table(headings, quality(args.network, pairs, Path(args.cache), args.compare)))
 
 
 if __name__ == "__main__":

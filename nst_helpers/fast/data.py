@@ -21,6 +21,7 @@ __all__ = ["TRAIN_PHOTOS", "HELD_OUT", "photo_path", "load_photos", "CropSampler
 
 # Real photographs of the install (colour and grey); grey ones are read as RGB.  Not used: drawings, text,
 # charts, scikit-image's test patterns and near-duplicates (motorcycle_right is motorcycle_left's twin).
+# Their sources and licences are in the docstrings of skimage.data's functions (e.g. skimage.data.rocket).
 TRAIN_PHOTOS = ("astronaut", "rocket", "motorcycle_left", "hubble_deep_field", "ihc", "retina",
                 "grace_hopper", "camera", "coins", "brick", "gravel")
 HELD_OUT = ("chelsea", "coffee")
