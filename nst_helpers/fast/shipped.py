@@ -23,7 +23,10 @@ __all__ = ["SHIPPED", "styles_with_network", "load_network", "stylize_fast", "sh
 
 # File in nst_helpers/data/networks -> (SHA-256, the styles it holds, in order).  Trained by this project
 # with tools/train_fast_networks.py from the shipped paintings (see README, credits).
-SHIPPED: dict[str, tuple[str, tuple[str, ...]]] = {}
+SHIPPED: dict[str, tuple[str, tuple[str, ...]]] = {
+    "paintings.pt": ("e746ff28c089a414ed79a99117546d20999fa7a1214e21c87dad61a4a0a09c3c",
+                     ("starry_night", "great_wave", "composition_vii", "water_lilies")),
+}
 
 _CACHE: dict[str, TransformNet] = {}
 
