@@ -27,6 +27,7 @@ __all__ = [
     "normalized_content_loss",
     "normalized_style_weights",
     "normalized_tv_loss",
+    "range_penalty",
 ]
 
 
@@ -132,6 +133,14 @@ def normalized_style_weights(style_weight: float, style_targets: Sequence[torch.
 def normalized_tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
     """``tv_loss`` divided by the number of elements of ``img`` (a mean; pixels in [0, 1])."""
     return tv_loss(img, tv_weight / img.numel())
+
+
+def range_penalty(x: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * mean(relu(x - 1)^2 + relu(-x)^2): zero inside [0, 1], growing smoothly outside (notebook 05).
+
+    The loop adds it to the loss instead of clamping the pixels between steps (see ``transfer``).
+    """
+    return weight * (torch.relu(x - 1).pow(2) + torch.relu(-x).pow(2)).mean()
 
 
 def _same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:

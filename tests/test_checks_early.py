@@ -181,7 +181,7 @@ def test_a_correct_loop_passes_and_the_reference_passes():
 
 
 @pytest.mark.parametrize("mistake, fn", [
-    ("target_recomputed", loop(target_inside=True)),
+    ("targets_recomputed", loop(target_inside=True)),
     ("gradients_not_zeroed", loop(zero_grad=False)),
     ("network_changed", loop(optimise="network")),
     ("starts_from_photo", loop(start="photo")),
