@@ -10,7 +10,10 @@ from .engine import (SEED, TOLERANCE, CheckResult, Mistake, call, finite, match,
 
 
 def caffe_preprocess(image: torch.Tensor) -> torch.Tensor:
-    """RGB in [0, 1], (N, 3, H, W) -> what the original VGG-19 expects: BGR, 0-255, minus the mean pixel."""
+    """RGB in [0, 1], (N, 3, H, W) -> what the original VGG-19 expects: BGR, 0-255, minus the mean pixel.
+
+    Introduced in notebook 00.
+    """
     mean = torch.tensor(CAFFE_MEAN_BGR, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
     return image.flip(1) * 255 - mean
 
@@ -20,6 +23,7 @@ def receptive_fields(names) -> dict:
 
     A 3x3 convolution (stride 1) adds 2 steps of the current grid; a 2x2 pooling (stride 2) adds 1 step
     and doubles the step; a ReLU changes nothing.  The grid step starts at 1 pixel.
+    Introduced in notebook 00.
     """
     return _receptive(names)
 
@@ -42,7 +46,10 @@ def _receptive(names, start=1, conv_step=True, pool_adds=1, doubles=True, relu_a
 
 
 def check_caffe_preprocess(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(image)``: RGB [0, 1] (N, 3, H, W) -> BGR, times 255, minus (103.939, 116.779, 123.68) (B, G, R)."""
+    """Check ``fn(image)``: RGB [0, 1] (N, 3, H, W) -> BGR, times 255, minus (103.939, 116.779, 123.68) (B, G, R).
+
+    Introduced in notebook 00.
+    """
     g = torch.Generator().manual_seed(SEED)
     images = [torch.rand(1, 3, 4, 5, generator=g), torch.rand(2, 3, 3, 6, generator=g)]
     images[0][0, 0] = 0.9   # a reddish image: the channels differ clearly
@@ -106,7 +113,7 @@ def _diagnose_caffe(got, image):
 
 
 def check_receptive_fields(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(names)`` -> {name: receptive field in pixels} for a list of VGG layer names in order."""
+    """Check ``fn(names)`` -> {name: receptive field in pixels} for a list of VGG layer names in order (notebook 00)."""
     full = layer_names()
     cases = [full, ["conv1_1", "relu1_1", "pool1", "pool2", "conv3_1"], ["pool1", "conv2_1", "relu2_1", "conv2_2"]]
 

@@ -12,7 +12,7 @@ from .loop_spy import SpyNet, loop_mistake
 
 
 def check_content_loss(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(content_weight, content_current, content_original)`` -> scalar tensor."""
+    """Check ``fn(content_weight, content_current, content_original)`` -> scalar tensor (notebook 01)."""
     g = torch.Generator().manual_seed(SEED)
     cases = [(w, torch.randn(shape, generator=g), torch.randn(shape, generator=g))
              for w, shape in [(0.37, (1, 4, 5, 3)), (2.5, (2, 3, 4, 6))]]
@@ -31,6 +31,7 @@ def reconstruct(net, layer, photo, steps, seed=0):
     """Start from uniform noise and change the pixels with L-BFGS until net(x)[layer] matches net(photo)[layer].
 
     net: a VGGFeatures that has ``layer``; photo: (1, 3, H, W); steps: loss evaluations.  Returns the image.
+    Introduced in notebook 01.
     """
     with torch.no_grad():
         target = net(photo)[layer]
@@ -49,7 +50,10 @@ def reconstruct(net, layer, photo, steps, seed=0):
 
 
 def check_reconstruct(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(net, layer, photo, steps, seed=0)`` on a tiny problem: a random-weight VGG, a 14 x 18 image."""
+    """Check ``fn(net, layer, photo, steps, seed=0)`` on a tiny problem: a random-weight VGG, a 14 x 18 image.
+
+    Introduced in notebook 01.
+    """
     layer, steps = "conv2_1", 30
     photo = torch.rand(1, 3, 14, 18, generator=torch.Generator().manual_seed(SEED + 2))
 

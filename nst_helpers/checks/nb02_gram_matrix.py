@@ -10,7 +10,7 @@ from .engine import SEED, CheckResult, Mistake, call, finite, match, rel_error, 
 
 
 def check_gram_matrix(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(features, normalize)``: (N, C, H, W) -> (N, C, C), divided by C*H*W if normalize."""
+    """Check ``fn(features, normalize)``: (N, C, H, W) -> (N, C, C), divided by C*H*W if normalize (notebook 02)."""
     g = torch.Generator().manual_seed(SEED)
     shapes = [(2, 3, 5, 4), (3, 4, 3, 6), (1, 5, 4, 2)]
     cases = [(torch.randn(s, generator=g), True) for s in shapes]
@@ -81,6 +81,7 @@ def gram_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> torch.T
     """||G_a - G_b|| / (||G_a|| + ||G_b||) per batch item (Frobenius norms of Gram matrices normalised by C*H*W).
 
     features_a: (N, C, H, W), features_b: (N, C, H', W') (the sizes may differ).  Returns (N,), values in [0, 1].
+    Introduced in notebook 02.
     """
     ga, gb = losses.gram_matrix(features_a), losses.gram_matrix(features_b)
     norm = lambda g: g.flatten(1).norm(dim=1)  # noqa: E731
@@ -88,7 +89,7 @@ def gram_distance(features_a: torch.Tensor, features_b: torch.Tensor) -> torch.T
 
 
 def check_gram_distance(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(features_a, features_b)`` -> (N,) relative Gram distances (see ``gram_distance``)."""
+    """Check ``fn(features_a, features_b)`` -> (N,) relative Gram distances (see ``gram_distance``) (notebook 02)."""
     g = torch.Generator().manual_seed(SEED)
     a = torch.rand(2, 4, 5, 6, generator=g)
     shuffled = a.flatten(2)[:, :, torch.randperm(30, generator=g)].reshape(2, 4, 5, 6)

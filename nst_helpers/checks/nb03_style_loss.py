@@ -11,7 +11,7 @@ from .engine import (MEAN, NOT_SQUARED, SEED, TOLERANCE, CheckResult, Mistake, c
 
 
 def check_style_loss(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(feats, style_layers, style_targets, style_weights)`` -> scalar tensor."""
+    """Check ``fn(feats, style_layers, style_targets, style_weights)`` -> scalar tensor (notebook 03)."""
     g = torch.Generator().manual_seed(SEED)
 
     def target(shape):
@@ -58,7 +58,10 @@ def _diagnose_style(got, expected, args):
 
 
 def check_normalized_style_weights(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(style_weight, style_targets)`` -> one weight per layer, w_l = style_weight / (L * sum A_l^2)."""
+    """Check ``fn(style_weight, style_targets)`` -> one weight per layer, w_l = style_weight / (L * sum A_l^2).
+
+    Introduced in notebook 03.
+    """
     reference = losses.normalized_style_weights
     name = "normalized_style_weights"
     g = torch.Generator().manual_seed(SEED)

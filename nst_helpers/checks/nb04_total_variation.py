@@ -11,7 +11,7 @@ from .engine import (MEAN, NOT_SQUARED, NO_WEIGHT, SEED, TOLERANCE, CheckResult,
 
 
 def check_tv_loss(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(img, tv_weight)``: (N, C, H, W) -> scalar tensor."""
+    """Check ``fn(img, tv_weight)``: (N, C, H, W) -> scalar tensor (notebook 04)."""
     g = torch.Generator().manual_seed(SEED)
     cases = [(torch.randn(2, 3, 5, 4, generator=g), 0.25), (torch.randn(3, 3, 4, 7, generator=g), 4.0),
              (torch.rand(1, 3, 6, 6, generator=g), 1.5)]
@@ -35,14 +35,17 @@ def _diagnose_tv(got, expected, args):
 
 
 def tv_isotropic(img: torch.Tensor, tv_weight: float, eps: float = 1e-8) -> torch.Tensor:
-    """tv_weight * sum over channels and positions (i < H-1, j < W-1) of sqrt(dv^2 + dh^2 + eps)."""
+    """tv_weight * sum over channels and positions (i < H-1, j < W-1) of sqrt(dv^2 + dh^2 + eps) (notebook 04)."""
     vertical = img[:, :, 1:, :-1] - img[:, :, :-1, :-1]
     horizontal = img[:, :, :-1, 1:] - img[:, :, :-1, :-1]
     return tv_weight * (vertical.pow(2) + horizontal.pow(2) + eps).sqrt().sum()
 
 
 def check_tv_isotropic(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(img, tv_weight, eps=1e-8)``: isotropic TV, sqrt(dv^2 + dh^2 + eps) summed, a scalar tensor."""
+    """Check ``fn(img, tv_weight, eps=1e-8)``: isotropic TV, sqrt(dv^2 + dh^2 + eps) summed, a scalar tensor.
+
+    Introduced in notebook 04.
+    """
     reference, name = tv_isotropic, "tv_isotropic"
     g = torch.Generator().manual_seed(SEED)
     flat = torch.zeros(1, 3, 6, 7)

@@ -14,7 +14,7 @@ from .loop_spy import OptimizerSpy, SpyNet, TinyExtractor, loop_mistake
 
 
 def check_range_penalty(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(x, weight)`` -> weight * mean(relu(x - 1)^2 + relu(-x)^2), a scalar tensor."""
+    """Check ``fn(x, weight)`` -> weight * mean(relu(x - 1)^2 + relu(-x)^2), a scalar tensor (notebook 05)."""
     reference, name = losses.range_penalty, "range_penalty"
     g = torch.Generator().manual_seed(SEED)
     cases = [(0.1 + 0.8 * torch.rand(1, 3, 4, 4, generator=g), 7.0),     # all inside: must be exactly 0
@@ -89,6 +89,7 @@ def check_transfer_loop(fn, graded: bool = True) -> CheckResult:
 
     Runs it on a tiny problem (16 x 20 pixels, a two-layer random network, 8 steps) and compares the
     result with the reference loop, watching the optimiser and the network along the way.
+    Introduced in notebook 05.
     """
     reference, name = transfer_loop, "transfer_loop"
     g = torch.Generator().manual_seed(SEED)

@@ -17,7 +17,7 @@ def _correlated_colours(g, height, width, offset):
 
 
 def check_match_histogram(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(style, content)``: the style recoloured to the content's colour mean and covariance."""
+    """Check ``fn(style, content)``: the style recoloured to the content's colour mean and covariance (notebook 06)."""
     name, reference = "match_histogram", controls.match_histogram
     g = torch.Generator().manual_seed(SEED)
     cases = [(_correlated_colours(g, 9, 12, 0.1), _correlated_colours(g, 7, 5, 0.2)),
@@ -82,7 +82,10 @@ def _diagnose_histogram(got, style, content, mean_err, cov_err):
 
 
 def check_guided_gram(fn, graded: bool = True) -> CheckResult:
-    """Check ``fn(features, mask)``: (N, C, H, W) and (N or 1, 1, H, W) -> (N, C, C), the region's Gram matrix."""
+    """Check ``fn(features, mask)``: (N, C, H, W) and (N or 1, 1, H, W) -> (N, C, C), the region's Gram matrix.
+
+    Introduced in notebook 06.
+    """
     name, reference = "guided_gram", controls.guided_gram
     g = torch.Generator().manual_seed(SEED)
     binary = (torch.rand(2, 1, 5, 4, generator=g) > 0.5).float()
