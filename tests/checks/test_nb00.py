@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nst_helpers import VGGFeatures, checks, losses
+from nst_helpers import VGGFeatures, checks
 from nst_helpers.vgg import CAFFE_MEAN_BGR, layer_names
 
 MEAN_BGR = torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1)

@@ -1,14 +1,9 @@
 """Tests of notebook 02's checks (checks/nb02_gram_matrix.py)."""
 
-import inspect
-
 import pytest
 import torch
 
-from nst_helpers import VGGFeatures, checks, losses
-from nst_helpers.vgg import CAFFE_MEAN_BGR, layer_names
-
-MEAN_BGR = torch.tensor(CAFFE_MEAN_BGR).view(1, 3, 1, 1)
+from nst_helpers import checks, losses
 
 
 @pytest.fixture(autouse=True)

@@ -1,13 +1,9 @@
 """Tests of notebook 04's checks (checks/nb04_total_variation.py)."""
 
-import inspect
-
 import pytest
 import torch
 
 from nst_helpers import checks, losses
-
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 
 
 def mistake_of(check, fn):
