@@ -17,7 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import _interrupt, controls, examples, images, transfer
+from . import _interrupt, controls, examples, images, levels, transfer
+from .settings import split_init
 
 __all__ = ["main", "build_parser"]
 
@@ -134,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coarse-to-fine", action=argparse.BooleanOptionalAction,
                         default=DEFAULTS["coarse_to_fine"],
                         help="optimise at half size first, then refine at full size: faster for large "
-                             f"images (default: on above {transfer.COARSE_SIZE} px)")
+                             f"images (default: on above {levels.COARSE_SIZE} px)")
+    parser.add_argument("--coarse-share", metavar="F", type=float, default=DEFAULTS["coarse_share"],
+                        help="share of the steps spent at the coarser sizes (default: %(default)s)")
     parser.add_argument("--stop-tolerance", metavar="F", type=float, default=DEFAULTS["stop_tolerance"],
                         help="end a resolution level early when the loss fell by less than this fraction over "
                              "the last --stop-window steps; 0 runs all --steps (default: %(default)s)")
@@ -148,11 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    """The options as keyword arguments of ``transfer.stylize``."""
-    names = ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
-             "seed", "device", "weights", "style_size", "style_scale", "style_blend", "preserve_color", "precision",
-             "coarse_to_fine", "stop_tolerance", "stop_window")
-    return {name: getattr(args, name) for name in names}
+    """The options as keyword arguments of ``transfer.stylize``: every field of ``Settings`` that has an option."""
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(transfer.Settings)
+            if hasattr(args, field.name)}
+
+
+def _opts(settings: dict) -> transfer.Settings:
+    """``settings`` checked, as ``stylize`` reads them (``init`` may be an image file)."""
+    return transfer.Settings(**{**settings, "init": split_init(settings["init"])[0]})
 
 
 def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, dict]:
@@ -165,8 +171,7 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     settings = _settings(args)
     try:  # Settings checks the values (sizes, weights, ...) before any work is done
-        named_init = settings["init"] in ("content", "noise", "style")  # else an image file, as in stylize
-        opts = transfer.Settings(**{**settings, "init": settings["init"] if named_init else "image"})
+        opts = _opts(settings)
         controls.blend_matrix(opts.style_blend, len(args.style), opts.style_layers)
     except ValueError as err:
         parser.error(str(err).replace("style_blend", "--style-blend").replace("style_scale", "--style-scale")
@@ -244,8 +249,7 @@ def _mask_file(path: str) -> Path:
 def _run(args: argparse.Namespace, settings: dict) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # e.g. "could not download ...; using swirls instead"
         content = _load(args.content, settings["size"])
-        style_size = settings["style_size"] or max(16, round(settings["style_scale"] * settings["size"]))
-        styles = [_load(source, style_size) for source in args.style]
+        styles = [_load(source, _opts(settings).style_long_side) for source in args.style]
         masks = None if args.masks is None else \
             controls.load_masks([_mask_file(path) for path in args.masks], content.shape[-2:])
     captured = io.StringIO()  # stylize prints why it stopped early; we say it ourselves, on stderr

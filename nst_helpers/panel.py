@@ -14,7 +14,8 @@ import ipywidgets as widgets
 
 from . import examples
 from .display import LivePreview
-from .images import load_image, save_image, to_pil
+from .images import save_image, to_pil
+from .inputs import load_any
 from .transfer import Result, stylize
 
 __all__ = ["ImageChooser", "StylePanel", "display_png"]
@@ -72,7 +73,7 @@ class ImageChooser:
 
     def load(self, size: int):
         source = self.source()[1]
-        return load_image(source, size=size) if isinstance(source, bytes) else examples.load(source, size=size)
+        return load_any(source, size=size)
 
     def clear(self, button=None) -> None:
         self.upload.value = ()   # _on_upload puts the dropdown back on the example

@@ -337,7 +337,7 @@ def test_nbgrader_grades_the_notebook(path, graded_course):
 def test_released_copy_runs_top_to_bottom(path, graded_course):
     """The student copy, as nbgrader ran it (NST_QUICK=1, grading mode): each check prints its failure and
     raises, and every other cell runs without error on the reference stand-ins.  (Learning mode differs only
-    in not raising: see test_checks.py and the fixture's learning-mode run above.)"""
+    in not raising: see tests/checks/ and the fixture's learning-mode run above.)"""
     path = graded_course["fixture"] if path is None else path
     _graded_or_skip(path)
     ran = graded_course["course"] / "autograded" / "released" / path.stem / path.name

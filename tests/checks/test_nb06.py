@@ -127,7 +127,7 @@ def test_guided_gram_passes_the_reference_and_a_right_answer():
 
 @pytest.mark.parametrize("fn, mistake", [
     (guided_no_area, "no_area"), (guided_mean_not_square, "mean_not_square"), (guided_batch_area, "whole_batch_area"),
-    (guided_unnormalised, "unnormalised"), (guided_detached, "not_differentiable"), (guided_inf, "not_finite"),
+    (guided_unnormalised, "not_normalized"), (guided_detached, "not_differentiable"), (guided_inf, "not_finite"),
     (lambda features, mask: gram_matrix(features)[:1], "wrong_shape")])
 def test_guided_gram_names_the_mistake(fn, mistake):
     result = checks.check_guided_gram(fn, graded=False)
