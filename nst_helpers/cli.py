@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--style-blend", metavar="W", type=float, nargs="+", default=DEFAULTS["style_blend"],
                         help="with several STYLE images: one weight per style, e.g. 0.7 0.3 (default: equal)")
     parser.add_argument("--masks", metavar="MASK", nargs="+", default=None,
-                        help="one black-and-white image per STYLE, white where that style applies; "
-                             "overlaps share, uncovered pixels get no style")
+                        help="one image per STYLE, white where that style applies, grey for less of it; "
+                             "black or transparent: none; overlaps share")
     parser.add_argument("--preserve-color", choices=controls.COLOUR_METHODS, default=DEFAULTS["preserve_color"],
                         help="keep the colours of CONTENT: transfer the luminance only, or recolour the style "
                              "image(s) to the content's colour mean and covariance first (default: off)")
