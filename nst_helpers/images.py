@@ -27,6 +27,7 @@ __all__ = ["load_image", "to_pil", "save_image", "show_images"]
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
 DOWNLOAD_TIMEOUT_S = 20
+FLOAT_255_ABOVE = 1.5  # a float array whose largest value is above this is read as 0-255
 _USER_AGENT = "nst-helpers/0.1 (neural style transfer course; python urllib)"
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -37,7 +38,7 @@ def load_image(source, size: int | None = None, max_pixels: int | None = None) -
     """Load an image as a (1, 3, H, W) float32 RGB tensor in [0, 1].
 
     source: a file path, an http(s) URL, bytes, a PIL image, a numpy array (HxW, HxWx3, HxWx4;
-    uint8 0-255 or float 0-1) or a (1,3,H,W)/(3,H,W) tensor (uint8 0-255 or float 0-1).  EXIF orientation is applied,
+    uint8 0-255, or float 0-1, read as 0-255 when its largest value is above 1.5) or a (1,3,H,W)/(3,H,W) tensor (uint8 0-255 or float 0-1).  EXIF orientation is applied,
     transparency is composited on white.  size: the long side in pixels (aspect ratio kept).
     max_pixels: an upper bound on H*W (the image is shrunk to fit).
     """
@@ -166,9 +167,14 @@ def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
         values = array.astype(np.float32)
         if not np.isfinite(values).all():
             raise ValueError("the array contains NaN or infinite values: pass finite values in [0, 1]")
-        values = np.clip(values, 0.0, 1.0)
+        low, high = float(values.min()), float(values.max())
+        if low < -0.5 or high > 255.5:
+            raise ValueError(f"the array's values run from {low:.4g} to {high:.4g}: pass floats in [0, 1] or 0-255")
+        if high > FLOAT_255_ABOVE:  # np.asarray(picture).astype(float): 0-255, not 0-1
+            values = values / 255.0
+        values = np.clip(values, 0.0, 1.0)  # only the slight overshoot of a resampling is cut
     else:
-        raise ValueError(f"unsupported array dtype {array.dtype}: use uint8 (0-255) or float (0-1)")
+        raise ValueError(f"unsupported array dtype {array.dtype}: use uint8 (0-255) or float (0-1 or 0-255)")
     if values.ndim == 2:
         values = np.repeat(values[:, :, None], 3, axis=2)
     if values.shape[2] == 4:  # composite on white

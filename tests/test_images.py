@@ -133,6 +133,26 @@ def test_path_str_bytes_pil_ndarray_tensor_agree(tmp_path):
         assert torch.allclose(load_image(source), reference, atol=1e-6), type(source)
 
 
+def test_float_arrays_in_0_255_are_read_as_such(tmp_path):
+    array = gradient_rgb()
+    path = tmp_path / "g.png"
+    Image.fromarray(array).save(path)
+    reference = load_image(path)
+    with Image.open(path) as opened:
+        as_float = np.asarray(opened).astype(float)          # 0-255 floats, as a learner makes them
+    assert float(as_float.max()) > 1
+    assert torch.allclose(load_image(as_float), reference, atol=1e-6)
+    assert torch.allclose(load_image(as_float.astype(np.float32)), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("low, high", [(-3.0, 1.0), (0.0, 300.0), (-1.0, 255.0)])
+def test_float_arrays_outside_both_ranges_are_refused(low, high):
+    array = np.linspace(low, high, 12).reshape(3, 4)
+    with pytest.raises(ValueError, match="values run from") as info:
+        load_image(array)
+    assert "\n" not in str(info.value) and "0-255" in str(info.value)
+
+
 def test_ndarray_gray_and_rgba():
     gray = np.full((4, 5), 0.25, dtype=np.float64)
     t = load_image(gray)
