@@ -235,6 +235,7 @@ def blend_matrix(style_blend, n_styles: int, style_layers: Sequence[str]) -> tor
                          f"per style with one weight per style layer ({n_styles} x {layers})")
     if not torch.isfinite(weights).all() or (weights < 0).any():
         raise ValueError(f"style_blend weights must be finite numbers >= 0, got {style_blend!r}")
+    weights = weights / weights.max().clamp_min(torch.finfo(weights.dtype).tiny)  # 1e308 + 1e308 would overflow
     column = weights.sum(dim=0)
     if (column == 0).any():
         unused = [name for name, total in zip(style_layers, column) if total == 0]

@@ -132,6 +132,20 @@ def test_blend_matrix():
     assert torch.allclose(per_layer, torch.tensor([[1, 1 / 3, 0], [0, 2 / 3, 1]], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("blend, expected", [([1e308, 1e308], [0.5, 0.5]), ([1e308, 1e307], [10 / 11, 1 / 11]),
+                                             ([5e-324, 5e-324], [0.5, 0.5]), ([[1e308] * 3, [1e308] * 3], [0.5, 0.5])])
+def test_blend_matrix_huge_and_tiny_weights_do_not_overflow(blend, expected):
+    matrix = controls.blend_matrix(blend, 2, ("relu1_1", "relu2_1", "relu3_1"))
+    assert torch.allclose(matrix, torch.tensor(expected, dtype=torch.float64)[:, None].expand(-1, 3))
+
+
+def test_huge_blend_weights_keep_the_style_loss(pairs):
+    content, style = pairs[0]
+    styles = [style, pairs[1][1]]
+    huge = transfer.evaluate_loss(content, content, styles, style_blend=[1e308, 1e308])["style"]
+    assert huge > 0 and huge == pytest.approx(transfer.evaluate_loss(content, content, styles)["style"])
+
+
 @pytest.mark.parametrize("blend, words", [([1], "1 weights for 2"), ([1, -1], ">= 0"), ([0, 0], "all 0"),
                                           ([1, float("nan")], ">= 0"), ([[1, 0], [0, 1]], "shape"),
                                           ([[1, 0, 1], [0, 0, 0]], "relu2_1"), (["a", "b"], "numbers")])
