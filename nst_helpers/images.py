@@ -13,6 +13,7 @@ import io
 import math
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -26,7 +27,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = ["load_image", "to_pil", "save_image", "show_images"]
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
-DOWNLOAD_TIMEOUT_S = 20
+DOWNLOAD_TIMEOUT_S = 20      # seconds for any one answer of the server
+DOWNLOAD_DEADLINE_S = 300    # seconds for a whole download (50 MB at about 170 kB/s)
 FLOAT_255_ABOVE = 1.5  # a float array whose largest value is above this is read as 0-255
 _USER_AGENT = "nst-helpers/0.1 (neural style transfer course; python urllib)"
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
@@ -115,19 +117,31 @@ def _decode(file, name: str) -> Image.Image:
 
 
 def _download(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
-    """The body of an http(s) URL; ConnectionError (one line) when it fails, ValueError when too big."""
+    """The body of an http(s) URL; ConnectionError (one line) when it fails or takes more than DOWNLOAD_DEADLINE_S
+    in all (``timeout``: for any one answer of the server), ValueError when it is larger than ``max_bytes``."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    deadline = DOWNLOAD_DEADLINE_S
+    end, chunks, received, too_slow = time.monotonic() + deadline, [], 0, False
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(max_bytes + 1)
+        with urllib.request.urlopen(request, timeout=min(timeout, deadline)) as response:
+            while received <= max_bytes and not too_slow:
+                chunk = response.read1(min(2**16, max_bytes + 1 - received))  # what has come, not a full block
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                received += len(chunk)
+                too_slow = time.monotonic() > end
     except urllib.error.HTTPError as err:
         raise ConnectionError(f"downloading {url} failed: HTTP {err.code} {err.reason}: check the URL") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise ConnectionError(f"downloading {url} failed ({reason}): check the URL and your internet connection") from None
-    if len(data) > max_bytes:
+    if too_slow:
+        raise ConnectionError(f"downloading {url} took more than {deadline:g} s (the server sends too slowly): "
+                              "try again later, or download the image yourself")
+    if received > max_bytes:
         raise ValueError(f"{url} is larger than {max_bytes // 2**20} MB: download a smaller version of the image")
-    return data
+    return b"".join(chunks)
 
 
 def _pil_rgb(image: Image.Image) -> Image.Image:

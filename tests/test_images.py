@@ -1,5 +1,8 @@
 import io
 import os
+import socket
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -292,6 +295,46 @@ def test_download_failures(http_files, monkeypatch):
     monkeypatch.setattr(images._download, "__defaults__", (1000, images.DOWNLOAD_TIMEOUT_S))
     with pytest.raises(ValueError, match="larger than") as err:
         load_image(http_files.url("/big.png"))
+    assert_one_line(err)
+
+
+@pytest.fixture
+def trickling_server():
+    """A server on 127.0.0.1 that promises 1000 bytes and sends one every 0.1 s; it stops by itself after 20 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+    stop = threading.Event()
+
+    def serve():
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            started = time.monotonic()
+            while not stop.is_set() and time.monotonic() - started < 20:
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+                stop.wait(0.1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/slow.png"
+    stop.set()
+    listener.close()
+    thread.join(timeout=5)
+
+
+def test_a_trickling_download_ends_at_the_deadline(trickling_server, monkeypatch):
+    monkeypatch.setattr(images, "DOWNLOAD_DEADLINE_S", 1.0, raising=False)  # each byte comes well within the per-read timeout
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="took more than 1 s") as err:
+        load_image(trickling_server)
+    assert time.monotonic() - started < 5
     assert_one_line(err)
 
 
