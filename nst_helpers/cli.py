@@ -1,7 +1,7 @@
 """The command line: ``nst-stylize CONTENT STYLE -o OUT`` (also ``python -m nst_helpers``).
 
 Exit codes: 0 saved, 1 error (one line on stderr), 2 usage error (a bad option, an output path that
-cannot be written or that is one of the inputs, a size too large for the memory), 130 interrupted by Ctrl-C at any moment (one line;
+cannot be written or that is one of the inputs, a size or style scale too large for the memory), 130 interrupted by Ctrl-C at any moment (one line;
 the best image so far is saved when at least one step had finished, otherwise nothing is written and an
 existing OUT is left as it was).
 """
@@ -41,8 +41,8 @@ CONTENT and STYLE may be image files, http(s) URLs or example names (see --list-
 several STYLE images to mix them (--style-blend) or to paint each in its own region (--masks).
 The loss terms are normalised by the size of their targets, so the same weights work at every --size.
 
-exit codes: 0 saved; 1 error; 2 usage error (bad option, unwritable OUT, OUT is an input, --size too large
-for the memory);
+exit codes: 0 saved; 1 error; 2 usage error (bad option, unwritable OUT, OUT is an input, --size or
+--style-scale too large for the memory);
 130 interrupted by Ctrl-C (the best image so far is saved once a step has finished; before that, nothing).
 """
 
@@ -179,7 +179,8 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
     try:
         transfer.check_memory(opts)
     except MemoryError as err:  # in the command line's words: --size, --style-size
-        parser.error(str(err).replace("style_size=", "--style-size ").replace("size=", "--size "))
+        parser.error(str(err).replace("style_size=", "--style-size ").replace("style_scale=", "--style-scale ")
+                     .replace("size=", "--size "))
     clash = _input_at(args.output, args)
     if clash:
         parser.error(f"-o {args.output!r} is the same file as the {clash}: give another output name, "

@@ -294,3 +294,12 @@ def test_output_that_is_an_input_is_refused_before_any_work(tmp_path, photo_file
     line, = _stderr_lines(captured.err)
     assert line.startswith("nst-stylize: error: ") and "same file" in line and target.name in line
     assert {path: path.read_bytes() for path in before} == before
+
+
+def test_a_huge_style_scale_is_a_usage_error_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(transfer, "available_memory_gb", lambda device=None: 2.0)
+    monkeypatch.setattr(transfer, "load_any", lambda *a, **k: pytest.fail("work started"))
+    out = tmp_path / "out.png"
+    assert cli.main(["chelsea", "swirls", "-o", str(out), "--size", "64", "--style-scale", "60"]) == 2
+    line, = _stderr_lines(capsys.readouterr().err)
+    assert line.startswith("nst-stylize: error: --style-scale 60 ") and "GB" in line and not out.exists()

@@ -319,3 +319,15 @@ def test_a_coarse_level_that_stops_early_leaves_its_steps_to_the_last():
 def test_stopping_rule_settings_are_checked(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         Settings(**bad)
+
+
+@pytest.mark.parametrize("scale", [60, 1e6])
+def test_a_huge_style_scale_is_refused_before_any_work(monkeypatch, scale):
+    monkeypatch.setattr(transfer, "available_memory_gb", lambda device=None: 2.0)
+    monkeypatch.setattr(transfer, "load_any", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(MemoryError) as err:
+        stylize("chelsea", "swirls", size=64, style_scale=scale, steps=1, progress=False, preview=False)
+    text = str(err.value)
+    largest = transfer.largest_size_that_fits(2.0)
+    assert "\n" not in text and f"style_scale={scale:g}" in text and f"style_scale={largest / 64:.2f}" in text
+    transfer.check_memory(Settings(size=64, style_scale=float(f"{largest / 64:.2f}")))  # the advice fits
