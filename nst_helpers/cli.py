@@ -1,9 +1,9 @@
 """The command line: ``nst-stylize CONTENT STYLE -o OUT`` (also ``python -m nst_helpers``).
 
 Exit codes: 0 saved, 1 error (one line on stderr), 2 usage error (a bad option, an output path that
-cannot be written or that is one of the inputs, a size or style scale too large for the memory), 130 interrupted by Ctrl-C at any moment (one line;
-the best image so far is saved when at least one step had finished, otherwise nothing is written and an
-existing OUT is left as it was).
+cannot be written or that is one of the inputs, a size or style scale too large for the memory), 130
+interrupted by Ctrl-C at any moment (one line; the best image so far is saved when at least one step had
+finished, otherwise nothing is written and an existing OUT is left as it was).
 """
 
 from __future__ import annotations
@@ -193,7 +193,8 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
 
 def _input_at(output: str, args: argparse.Namespace) -> str | None:
     """Which input file OUT would overwrite (also through links or another spelling of the path), or None."""
-    inputs = [(f"CONTENT image {args.content!r}", args.content)] + [(f"STYLE image {source!r}", source) for source in args.style]
+    inputs = [(f"CONTENT image {args.content!r}", args.content)]
+    inputs += [(f"STYLE image {source!r}", source) for source in args.style]
     inputs += [(f"mask {mask!r}", mask) for mask in args.masks or []]
     if args.init not in ("content", "noise", "style"):
         inputs.append((f"--init image {args.init!r}", args.init))

@@ -40,9 +40,9 @@ def load_image(source, size: int | None = None, max_pixels: int | None = None) -
     """Load an image as a (1, 3, H, W) float32 RGB tensor in [0, 1].
 
     source: a file path, an http(s) URL, bytes, a PIL image, a numpy array (HxW, HxWx3, HxWx4;
-    uint8 0-255, or float 0-1, read as 0-255 when its largest value is above 1.5) or a (1,3,H,W)/(3,H,W) tensor (uint8 0-255 or float 0-1).  EXIF orientation is applied,
-    transparency is composited on white.  size: the long side in pixels (aspect ratio kept).
-    max_pixels: an upper bound on H*W (the image is shrunk to fit).
+    uint8 0-255, or float 0-1, read as 0-255 when its largest value is above 1.5) or a (1,3,H,W)/(3,H,W)
+    tensor (uint8 0-255 or float 0-1).  EXIF orientation is applied, transparency is composited on white.
+    size: the long side in pixels (aspect ratio kept).  max_pixels: an upper bound on H*W (the image is shrunk to fit).
     """
     size = _check_positive_int(size, "size")
     max_pixels = _check_positive_int(max_pixels, "max_pixels")
