@@ -20,10 +20,15 @@ Every check ends in ``finish`` (write new checks the same way):
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import inspect
 import os
+import signal
+import sys
 import textwrap
+import threading
+import time
 import traceback
 import warnings
 from dataclasses import dataclass
@@ -39,6 +44,7 @@ __all__ = ["CheckResult", "ExerciseFailed", "check_content_loss", "check_gram_ma
            "check_match_histogram", "check_guided_gram"]
 
 TOLERANCE = 1e-5
+CHECK_TIME_LIMIT_S = 60  # a learner's function that runs longer is stopped (a loop that never ends)
 _SEED = 0
 
 
@@ -971,11 +977,15 @@ def check_match_histogram(fn, graded: bool = True) -> CheckResult:
     try:
         _not_the_stand_in(fn, reference)
         for style, content in cases:
-            style_before = style.clone()
-            got = _call(fn, (style, content.clone()), "")
+            given = (style.clone(), content.clone())
+            got = _call(fn, given, "")
+            if got is not None and not isinstance(got, torch.Tensor):
+                raise _Mistake("not_a_tensor", f"returns a {type(got).__name__}, not a tensor",
+                               "return a torch.Tensor (no .numpy()): the recoloured style feeds the VGG.")
             got = _to_tensor(got, style)
-            if not torch.equal(style, style_before):
-                raise _Mistake("modifies_input", "changes the style image it was given",
+            if not _same(given, (style, content)):
+                which = "style" if not torch.equal(given[0], style) else "content"
+                raise _Mistake("modifies_input", f"changes the {which} image it was given",
                                "work on a new tensor (e.g. `style - mean`), not in place.")
             if got.shape != style.shape:
                 raise _Mistake("wrong_shape", f"wrong output shape: expected {tuple(style.shape)}, got "
@@ -1046,7 +1056,11 @@ def check_guided_gram(fn, graded: bool = True) -> CheckResult:
         _not_the_stand_in(fn, reference)
         for features, mask in cases:
             expected = reference(features, mask)
-            got = _to_tensor(_call(fn, (features.clone(), mask.clone()), ""), expected)
+            given = (features.clone(), mask.clone())
+            got = _to_tensor(_call(fn, given, ""), expected)
+            if not _same(given, (features, mask)):
+                raise _Mistake("modifies_input", "changes its features or its mask in place",
+                               "write m = mask * ... or F = features * mask, which make new tensors.")
             if got.shape != expected.shape:
                 raise _Mistake("wrong_shape", f"wrong output shape: expected {tuple(expected.shape)}, got "
                                f"{tuple(got.shape)}", "return one C x C matrix per batch item, as gram_matrix does.")
@@ -1137,10 +1151,61 @@ def _not_the_stand_in(fn, reference):
                        f"run the cell that defines your `{reference.__name__}` again, then this check.")
 
 
+class _TooSlow(BaseException):
+    """Raised inside a learner's function that runs past CHECK_TIME_LIMIT_S (a BaseException, so that a bare
+    ``except Exception`` in the learner's code does not swallow it)."""
+
+
+def _time_limit(fn, seconds: float):
+    """A trace function that stops ``fn`` after ``seconds`` (any platform): at any call it makes, and at every
+    line of the file it was defined in (a notebook cell), where a loop that never ends would spin."""
+    end, home = time.monotonic() + seconds, getattr(getattr(fn, "__code__", None), "co_filename", None)
+
+    def on_line(frame, event, arg):
+        if time.monotonic() > end:
+            raise _TooSlow
+        return on_line
+
+    def on_call(frame, event, arg):
+        if time.monotonic() > end:
+            raise _TooSlow
+        return on_line if frame.f_code.co_filename == home else None
+    return on_call
+
+
+@contextlib.contextmanager
+def _deadline(fn, seconds: float):
+    """Raise _TooSlow in ``fn`` after ``seconds``: by a timer signal where there is one (no cost), else by tracing."""
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        def stop(signum, frame):
+            raise _TooSlow
+        previous, pending = signal.signal(signal.SIGALRM, stop), signal.setitimer(signal.ITIMER_REAL, seconds)
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            if pending[0]:  # someone else's timer was running: let it go on
+                signal.setitimer(signal.ITIMER_REAL, max(pending[0] - (time.monotonic() - start), 1e-3), pending[1])
+    else:
+        previous = sys.gettrace()
+        sys.settrace(_time_limit(fn, seconds))
+        try:
+            yield
+        finally:
+            sys.settrace(previous)
+
+
 def _call(fn, args, when):
     try:
-        with torch.enable_grad():
+        with _deadline(fn, CHECK_TIME_LIMIT_S), torch.enable_grad():
             return fn(*args)
+    except _TooSlow:
+        raise _Mistake("too_slow", f"did not return within {CHECK_TIME_LIMIT_S:g} s{when}",
+                       "look for a loop that never ends (a `while` whose condition stays true) or one that "
+                       "runs far too often; the check's inputs are tiny, so a right answer takes milliseconds."
+                       ) from None
     except NotImplementedError:
         raise _Mistake("not_implemented", "not written yet",
                        "replace `raise NotImplementedError()` with your code.") from None
@@ -1162,12 +1227,19 @@ def _to_tensor(got, expected):
     if got is None:
         raise _Mistake("returned_none", "returns None", "add a `return` statement at the end.")
     if isinstance(got, torch.Tensor):
+        _same_device(got, expected)
         return got.detach()
     try:  # a Python number or a NumPy array: compare the values, the gradient check will complain
         return torch.as_tensor(got).to(expected.dtype)
     except (TypeError, ValueError, RuntimeError):
         raise _Mistake("not_a_tensor", f"returns a {type(got).__name__}, not a tensor",
                        "return a torch.Tensor.") from None
+
+
+def _same_device(got, expected):
+    if isinstance(expected, torch.Tensor) and got.device != expected.device:
+        raise _Mistake("wrong_device", f"returns a tensor on {got.device}, but the inputs are on {expected.device}",
+                       "keep the result where the inputs are: no .to(...), .cuda(), .cpu() or device=... .")
 
 
 def _scalar_shape(got, expected, args):
@@ -1202,8 +1274,16 @@ def _wrong_values(got, expected, hint):
 
 def _check_gradients(fn, args, grad_arg, reference):
     leaves = _clone(args[grad_arg], requires_grad=True)
-    learner_args = args[:grad_arg] + (leaves,) + args[grad_arg + 1:]
+    others = _clone(args)  # the learner gets copies: a change in place must not reach the reference's inputs
+    learner_args = others[:grad_arg] + (leaves,) + others[grad_arg + 1:]
     got = _call(fn, learner_args, " when the inputs require gradients")
+    if not _same(learner_args, args):
+        raise _Mistake("modifies_input", "changes its input tensors in place",
+                       "don't use in-place operations (x /= ..., x.zero_(), x[...] = ..., list.append) on the "
+                       "inputs; write x = x / ... to make a new tensor.")
+    if isinstance(got, torch.Tensor):
+        _same_device(got, args[grad_arg] if isinstance(args[grad_arg], torch.Tensor) else None)
+    args = _clone(args)
     found = _source_attributes(fn, {"detach", "numpy", "item", "tolist", "data", "no_grad"})
     advice = ("use only torch operations on the tensors so autograd can follow them"
               + (f" (remove {', '.join('.' + a for a in found)})" if found else "") + ".")
@@ -1349,7 +1429,16 @@ def _tensors(obj):
 
 
 def _same(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(_tensors(a), _tensors(b)))
+    """Whether ``a`` still equals ``b``: tensors, numbers and the lists and dicts holding them."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and \
+            torch.equal(a.detach(), b.detach())
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) and \
+            all(_same(x, y) for x, y in zip(a, b))
+    return a is b or a == b
 
 
 def _tree(fn):

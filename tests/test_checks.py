@@ -1,6 +1,7 @@
 """Every mistake the exercise checks name: a small wrong implementation for each, and the check must name it."""
 
 import inspect
+import threading
 
 import pytest
 import torch
@@ -404,3 +405,46 @@ def test_ungraded_check_only_reports(monkeypatch):
     stub = namespace["gram_matrix"]
     assert not checks.check_gram_matrix(stub, graded=False)
     assert namespace["gram_matrix"] is stub
+
+
+# --- the checks cannot be fooled by changes in place, other devices or functions that never return ---------
+
+def style_changes_its_weights(feats, layers, targets, weights):
+    loss = losses.style_loss(feats, layers, targets, weights)
+    weights[0] = 0.0                      # the result is right, but the caller's list is changed
+    return loss
+
+
+def content_on_meta(w, current, original):
+    return losses.content_loss(w, current, original).to("meta")
+
+
+def content_never_returns(w, current, original):
+    while True:
+        pass
+
+
+def test_a_change_to_the_weights_list_is_named_not_a_gradient_problem():
+    result = checks.check_style_loss(style_changes_its_weights, graded=False)
+    assert not result and result.mistake == "modifies_input"
+
+
+def test_a_result_on_another_device_is_named():
+    result = checks.check_content_loss(content_on_meta, graded=False)
+    assert not result and result.mistake == "wrong_device" and "meta" in result.message
+
+
+def test_a_function_that_never_returns_is_stopped(monkeypatch):
+    monkeypatch.setattr(checks, "CHECK_TIME_LIMIT_S", 0.5, raising=False)
+    result = checks.check_content_loss(content_never_returns, graded=False)
+    assert not result and result.mistake == "too_slow" and "0.5 s" in result.message
+
+
+def test_a_function_that_never_returns_is_stopped_outside_the_main_thread_too(monkeypatch):
+    monkeypatch.setattr(checks, "CHECK_TIME_LIMIT_S", 0.5, raising=False)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(checks.check_content_loss(content_never_returns,
+                                                                                       graded=False)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert results and results[0].mistake == "too_slow"
