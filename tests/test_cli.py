@@ -53,6 +53,20 @@ def test_subprocess_example_names_png(tmp_path):
         assert image.size == (48, round(300 * 48 / 451))
 
 
+def test_a_shipped_painting_by_name_needs_no_network(tmp_path, monkeypatch, capsys, photo_files):
+    import socket
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a shipped painting tried to reach the network")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setenv("NST_CACHE_DIR", str(tmp_path / "empty-cache"))
+    out = tmp_path / "starry.png"
+    code = cli.main([str(photo_files[0]), "starry_night", "-o", str(out), "--size", "32", "--steps", "2", "-q"])
+    assert code == 0, capsys.readouterr().err
+    assert _long_side(out) == 32 and not (tmp_path / "empty-cache").exists()
+
+
 def test_in_process_quiet_jpeg(tmp_path, capsys):
     out = tmp_path / "sub" / "cat.jpeg"  # a missing folder is created
     code = cli.main(["chelsea", "waves", "-o", str(out), "--size", "32", "--steps", "2", "--quiet"])

@@ -11,7 +11,8 @@ from PIL import Image
 from nst_helpers import examples, images
 from nst_helpers.images import load_image
 
-OFFLINE = ["chelsea", "astronaut", "coffee", "grace_hopper", "swirls", "mosaic", "waves"]
+PAINTINGS = ["starry_night", "great_wave", "composition_vii", "water_lilies"]
+OFFLINE = ["chelsea", "astronaut", "coffee", "grace_hopper", *PAINTINGS, "swirls", "mosaic", "waves"]
 
 
 @pytest.fixture(autouse=True)
@@ -38,10 +39,37 @@ def png_bytes(array):
 def test_names():
     assert examples.names(online=False) == OFFLINE
     online = examples.names(online=True)
-    assert {"starry_night", "great_wave", "the_scream", "composition_vii"} <= set(online)
+    assert online == ["the_scream"] and not set(online) & set(OFFLINE)
     assert examples.names() == OFFLINE + online  # offline ones first
     assert examples.names(kind="photo") == OFFLINE[:4]
-    assert examples.names(kind="style", online=False) == ["swirls", "mosaic", "waves"]
+    assert examples.names(kind="painting", online=False) == PAINTINGS
+    assert examples.names(kind="painting") == PAINTINGS + ["the_scream"]
+    assert examples.names(kind="pattern") == ["swirls", "mosaic", "waves"]
+    assert examples.names(kind="style") == PAINTINGS + ["swirls", "mosaic", "waves", "the_scream"]  # paintings first
+    with pytest.raises(ValueError, match="kind must be"):
+        examples.names(kind="paintings")
+
+
+@pytest.mark.parametrize("name", PAINTINGS)
+def test_shipped_paintings_load_offline_and_are_small(name):
+    """Shipped paintings come from the package's data: no network (the autouse fixture forbids it), no cache."""
+    import importlib.resources
+
+    path = importlib.resources.files("nst_helpers") / "data" / "paintings" / f"{name}.jpg"
+    assert path.is_file() and path.stat().st_size < 400_000
+    with Image.open(path) as image:
+        assert image.format == "JPEG" and max(image.size) <= 1024 and image.mode == "RGB"
+    t = examples.load(name)
+    assert max(t.shape[-2:]) == max(Image.open(path).size) and float(t.std()) > 0.1
+    credit = examples.credit(name)
+    assert "public domain" in credit["licence"] and "reproduction" in credit["source"]
+
+
+def test_shipped_paintings_stay_well_under_one_and_a_half_megabytes():
+    import importlib.resources
+
+    folder = importlib.resources.files("nst_helpers") / "data" / "paintings"
+    assert sum((folder / f"{name}.jpg").stat().st_size for name in PAINTINGS) < 1_200_000
 
 
 @pytest.mark.parametrize("name", OFFLINE)
@@ -110,58 +138,61 @@ def test_credits():
     assert examples.credit("astronaut")["author"] == "NASA"
     assert "van Gogh" in examples.credit("starry_night")["author"]
     assert "public domain" in examples.credit("starry_night")["licence"]
+    assert "Tretyakov" in examples.credit("composition_vii")["source"]
+    for name in examples.names(kind="pattern"):
+        assert "pattern" in examples.credit(name)["title"].lower()  # patterns are never called paintings
     for name in examples.names(online=True):
-        assert examples.PAINTINGS[name]["url"].startswith("https://upload.wikimedia.org/")
+        assert examples.DOWNLOADS[name]["url"].startswith("https://upload.wikimedia.org/")
 
 
 def test_download_caches_and_verifies(http_files, monkeypatch, tmp_path):
     painting = (np.random.default_rng(0).random((20, 30, 3)) * 255).astype(np.uint8)
     data = png_bytes(painting)
-    http_files.files["/starry.png"] = data
-    entry = dict(examples.PAINTINGS["starry_night"], url=http_files.url("/starry.png"),
+    http_files.files["/scream.png"] = data
+    entry = dict(examples.DOWNLOADS["the_scream"], url=http_files.url("/scream.png"),
                  sha256=hashlib.sha256(data).hexdigest())
-    monkeypatch.setitem(examples.PAINTINGS, "starry_night", entry)
+    monkeypatch.setitem(examples.DOWNLOADS, "the_scream", entry)
 
-    t = examples.load("starry_night", fallback=False)
+    t = examples.load("the_scream", fallback=False)
     assert torch.allclose(t, load_image(painting))
-    cached = tmp_path / "cache" / "starry_night.png"
+    cached = tmp_path / "cache" / "the_scream.png"
     assert cached.read_bytes() == data
-    assert [p.name for p in cached.parent.iterdir()] == ["starry_night.png"]  # no temp file left
-    assert http_files.hits["/starry.png"] == 1
+    assert [p.name for p in cached.parent.iterdir()] == ["the_scream.png"]  # no temp file left
+    assert http_files.hits["/scream.png"] == 1
 
-    resized = examples.load("starry_night", size=15)  # served from the cache
-    assert tuple(resized.shape) == (1, 3, 10, 15) and http_files.hits["/starry.png"] == 1
+    resized = examples.load("the_scream", size=15)  # served from the cache
+    assert tuple(resized.shape) == (1, 3, 10, 15) and http_files.hits["/scream.png"] == 1
 
     cached.write_bytes(b"corrupted")  # a broken cache file is downloaded again
-    examples.load("starry_night")
-    assert http_files.hits["/starry.png"] == 2 and cached.read_bytes() == data
+    examples.load("the_scream")
+    assert http_files.hits["/scream.png"] == 2 and cached.read_bytes() == data
 
 
 def test_download_with_wrong_checksum_or_not_an_image(http_files, monkeypatch, tmp_path):
     http_files.files["/p.png"] = png_bytes(np.zeros((4, 4, 3), np.uint8))
     http_files.files["/page.html"] = b"<html>not found</html>"
     for path, sha in (("/p.png", "0" * 64), ("/page.html", None)):
-        entry = dict(examples.PAINTINGS["great_wave"], url=http_files.url(path), sha256=sha)
-        monkeypatch.setitem(examples.PAINTINGS, "great_wave", entry)
+        entry = dict(examples.DOWNLOADS["the_scream"], url=http_files.url(path), sha256=sha)
+        monkeypatch.setitem(examples.DOWNLOADS, "the_scream", entry)
         with pytest.raises(ValueError) as err:
-            examples.load("great_wave", fallback=False)
+            examples.load("the_scream", fallback=False)
         assert "\n" not in str(err.value)
-        assert not (tmp_path / "cache" / "great_wave.png").exists()
+        assert not (tmp_path / "cache" / "the_scream.png").exists()
 
 
 def test_offline_fallback_prints_one_line_once(monkeypatch, capsys):
-    entry = dict(examples.PAINTINGS["great_wave"], url="http://127.0.0.1:9/great_wave.jpg")
-    monkeypatch.setitem(examples.PAINTINGS, "great_wave", entry)
-    t = examples.load("great_wave", size=64)
-    assert torch.equal(t, examples.load("waves", size=64))
+    entry = dict(examples.DOWNLOADS["the_scream"], url="http://127.0.0.1:9/the_scream.jpg")
+    monkeypatch.setitem(examples.DOWNLOADS, "the_scream", entry)
+    t = examples.load("the_scream", size=64)
+    assert torch.equal(t, examples.load("starry_night", size=64))
     first = capsys.readouterr()
     assert first.err == ""
     lines = first.out.strip().splitlines()
-    assert len(lines) == 1 and "great_wave" in lines[0] and "waves" in lines[0]
-    examples.load("great_wave", size=64)
+    assert len(lines) == 1 and "the_scream" in lines[0] and "starry_night" in lines[0]
+    examples.load("the_scream", size=64)
     assert capsys.readouterr().out == ""  # said once only
     with pytest.raises(ConnectionError) as err:
-        examples.load("great_wave", fallback=False)
+        examples.load("the_scream", fallback=False)
     assert "\n" not in str(err.value)
 
 
