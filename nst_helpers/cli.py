@@ -1,9 +1,9 @@
 """The command line: ``nst-stylize CONTENT STYLE -o OUT`` (also ``python -m nst_helpers``).
 
 Exit codes: 0 saved, 1 error (one line on stderr), 2 usage error (a bad option, an output path that
-cannot be written, a size too large for the memory), 130 interrupted by Ctrl-C at any moment (one line;
-the best image so far is saved when at least one step had finished, otherwise nothing is written and an
-existing OUT is left as it was).
+cannot be written or that is one of the inputs, a size or style scale too large for the memory), 130
+interrupted by Ctrl-C at any moment (one line; the best image so far is saved when at least one step had
+finished, otherwise nothing is written and an existing OUT is left as it was).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import difflib
 import io
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -41,7 +42,8 @@ CONTENT and STYLE may be image files, http(s) URLs or example names (see --list-
 several STYLE images to mix them (--style-blend) or to paint each in its own region (--masks).
 The loss terms are normalised by the size of their targets, so the same weights work at every --size.
 
-exit codes: 0 saved; 1 error; 2 usage error (bad option, unwritable OUT, --size too large for the memory);
+exit codes: 0 saved; 1 error; 2 usage error (bad option, unwritable OUT, OUT is an input, --size or
+--style-scale too large for the memory);
 130 interrupted by Ctrl-C (the best image so far is saved once a step has finished; before that, nothing).
 """
 
@@ -123,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--style-blend", metavar="W", type=float, nargs="+", default=DEFAULTS["style_blend"],
                         help="with several STYLE images: one weight per style, e.g. 0.7 0.3 (default: equal)")
     parser.add_argument("--masks", metavar="MASK", nargs="+", default=None,
-                        help="one black-and-white image per STYLE, white where that style applies; "
-                             "overlaps share, uncovered pixels get no style")
+                        help="one image per STYLE, white where that style applies, grey for less of it; "
+                             "black or transparent: none; overlaps share")
     parser.add_argument("--preserve-color", choices=controls.COLOUR_METHODS, default=DEFAULTS["preserve_color"],
                         help="keep the colours of CONTENT: transfer the luminance only, or recolour the style "
                              "image(s) to the content's colour mean and covariance first (default: off)")
@@ -182,11 +184,35 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
     try:
         transfer.check_memory(opts)
     except MemoryError as err:  # in the command line's words: --size, --style-size
-        parser.error(str(err).replace("style_size=", "--style-size ").replace("size=", "--size "))
+        parser.error(str(err).replace("style_size=", "--style-size ").replace("style_scale=", "--style-scale ")
+                     .replace("size=", "--size "))
+    clash = _input_at(args.output, args)
+    if clash:
+        parser.error(f"-o {args.output!r} is the same file as the {clash}: give another output name, "
+                     "so that the input is not overwritten")
     problem = _unwritable(args.output)
     if problem:
         parser.error(f"cannot write {args.output!r}: {problem}")
     return args, settings
+
+
+def _input_at(output: str, args: argparse.Namespace) -> str | None:
+    """Which input file OUT would overwrite (also through links or another spelling of the path), or None."""
+    inputs = [(f"CONTENT image {args.content!r}", args.content)]
+    inputs += [(f"STYLE image {source!r}", source) for source in args.style]
+    inputs += [(f"mask {mask!r}", mask) for mask in args.masks or []]
+    if args.init not in ("content", "noise", "style"):
+        inputs.append((f"--init image {args.init!r}", args.init))
+    out = Path(output).expanduser()
+    for name, source in inputs:
+        path = Path(source).expanduser()
+        try:
+            same = os.path.samefile(out, path) if out.exists() and path.exists() else out.resolve() == path.resolve()
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return name
+    return None
 
 
 def _unwritable(output: str) -> str | None:

@@ -148,15 +148,19 @@ def check_memory(opts: Settings) -> None:
     """Raise MemoryError (one line, with the largest size that fits) when a run of ``opts`` would not fit (notebook 05).
 
     The image's aspect ratio is not known before it is loaded, so this assumes a square of the larger of
-    ``size`` and ``style_size``: a bound from above.  Python, torch and the weights are already loaded,
-    so only the growing part of ``estimate_memory_gb`` is compared with what is available.
+    ``size`` and the style's side (``style_size``, or ``style_scale`` times ``size``): a bound from above.
+    Python, torch and the weights are already loaded, so only the growing part of ``estimate_memory_gb`` is
+    compared with what is available.
     """
     available = available_memory_gb(opts.device)
     if available is None:
         return
-    name, side = max(("size", opts.size), ("style_size", opts.style_size or 0), key=lambda pair: pair[1])
+    style_name = "style_size" if opts.style_size else "style_scale"  # the style's side, however it was set
+    name, side = max(("size", opts.size), (style_name, opts.style_long_side), key=lambda pair: pair[1])
     needed = estimate_memory_gb(side, side) - BASE_MEMORY_GB
     if needed > available:
-        raise MemoryError(f"{name}={side} needs about {needed:.1f} GB of memory for a square image but "
-                          f"{available:.1f} GB are available: use {name}={largest_size_that_fits(available)} "
-                          "or less")
+        largest = largest_size_that_fits(available)
+        asked, fits = (f"{opts.style_scale:g} (a {side} px style image)", f"{largest / opts.size:.2f}") \
+            if name == "style_scale" else (side, largest)
+        raise MemoryError(f"{name}={asked} needs about {needed:.1f} GB of memory for a square image but "
+                          f"{available:.1f} GB are available: use {name}={fits} or less")

@@ -32,7 +32,8 @@ class Objective:
     own Gram targets and weighted by ``controls.blend_matrix(opts.style_blend, ...)`` (per style and
     layer, summing to 1 at each layer).  masks: one (1, 1, H, W) mask per style (``controls.load_masks``);
     style k then compares the *guided* Gram matrix of x, G = gram(F * m_k) / mean(m_k^2) with m_k
-    carried down to each layer, with its style's ordinary Gram matrix.
+    carried down to each layer, with its style's ordinary Gram matrix, its weights scaled by
+    ``controls.mask_strength(m_k)``.
     Introduced in notebook 05.
     """
 
@@ -54,8 +55,9 @@ class Objective:
                 layer_masks = None if masks is None else \
                     [controls.mask_at(pad_to_multiple(masks[k]), content_feats[opts.style_layers[i]].shape[-2:])
                      for i in used]
+                strength = 1.0 if masks is None else controls.mask_strength(masks[k])  # a grey mask: less style
                 self.style_terms.append(([opts.style_layers[i] for i in used], [targets[i] for i in used],
-                                         [weights[i] for i in used], layer_masks))
+                                         [weights[i] * strength for i in used], layer_masks))
         self.content_targets = [content_feats[name] for name in opts.content_layers]
         self.content_weight = opts.content_weight / max(1, len(self.content_targets))
         # The range penalty must outweigh the other terms whatever their weights.

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 
 import ipywidgets as widgets
@@ -155,9 +156,10 @@ class StylePanel:
         self.result_image.value = display_png(result.image, self.display_size)
         self.result_image.layout.display = ""
         png = to_pil(result.image)._repr_png_()
-        self.download.value = (f'<a download="{self.file_name.value}" href="data:image/png;base64,'
+        name = html.escape(self.file_name.value, quote=True)  # a name is text, never markup
+        self.download.value = (f'<a download="{name}" href="data:image/png;base64,'
                                f'{base64.b64encode(png).decode()}">⬇ download the result '
-                               f'({self.file_name.value}, {result.image.shape[-1]}×{result.image.shape[-2]} px)</a>')
+                               f'({name}, {result.image.shape[-1]}×{result.image.shape[-2]} px)</a>')
         return result
 
     def _clicked(self, button=None) -> None:
@@ -169,12 +171,17 @@ class StylePanel:
                 print(f"❌ {err}")
 
     def save(self, button=None):
-        """Save the last result under the "save as" name (the Save button)."""
+        """Save the last result under the "save as" name (the Save button); a bad name is said in the panel."""
         if self.result is None:
             with self.status:
                 print("Nothing to save yet: press Run first.")
             return None
-        path = save_image(self.result.image, self.file_name.value)
+        try:
+            path = save_image(self.result.image, self.file_name.value)
+        except (ValueError, OSError) as err:  # a button's callback would swallow it: say it where it is seen
+            with self.status:
+                print(f"❌ {err}")
+            return None
         with self.status:
             print(f"saved {path.name}")
         return path

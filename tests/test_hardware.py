@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nst_helpers import examples, hardware
+from nst_helpers import examples, hardware, inputs
 from nst_helpers.settings import Settings
 from nst_helpers.transfer import stylize
 
@@ -94,3 +94,15 @@ def test_probe_times_real_convolutions():
     cpu = torch.device("cpu")
     assert 0 < hardware._probe_seconds(cpu, False, 16) < 10
     assert 0 < hardware._probe_seconds(cpu, True, 16) < 10
+
+
+@pytest.mark.parametrize("scale", [60, 1e6])
+def test_a_huge_style_scale_is_refused_before_any_work(monkeypatch, scale):
+    monkeypatch.setattr(hardware, "available_memory_gb", lambda device=None: 2.0)
+    monkeypatch.setattr(inputs, "load_any", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(MemoryError) as err:
+        stylize("chelsea", "swirls", size=64, style_scale=scale, steps=1, progress=False, preview=False)
+    text = str(err.value)
+    largest = hardware.largest_size_that_fits(2.0)
+    assert "\n" not in text and f"style_scale={scale:g}" in text and f"style_scale={largest / 64:.2f}" in text
+    hardware.check_memory(Settings(size=64, style_scale=float(f"{largest / 64:.2f}")))  # the advice fits

@@ -9,8 +9,8 @@ import textwrap
 import torch
 
 from .. import losses
-from .engine import (SEED, TOLERANCE, CheckResult, Mistake, call, rel_error, run_check, scalar_shape, to_tensor,
-                     wrong_values)
+from .engine import (SEED, TOLERANCE, CheckResult, Mistake, call, rel_error, run_check, same_device, scalar_shape,
+                     to_tensor, wrong_values)
 
 
 def compare_loss(name: str, fn, graded: bool, cases, *, grad_arg: int, diagnose, check_shape=None,
@@ -55,8 +55,16 @@ def compare_loss(name: str, fn, graded: bool, cases, *, grad_arg: int, diagnose,
 
 def compare_gradients(fn, args, grad_arg, reference):
     leaves = clone(args[grad_arg], requires_grad=True)
-    learner_args = args[:grad_arg] + (leaves,) + args[grad_arg + 1:]
+    others = clone(args)  # the learner gets copies: a change in place must not reach the reference's inputs
+    learner_args = others[:grad_arg] + (leaves,) + others[grad_arg + 1:]
     got = call(fn, learner_args, " when the inputs require gradients")
+    if not same(learner_args, args):
+        raise Mistake("modifies_input", "changes its input tensors in place",
+                      "don't use in-place operations (x /= ..., x.zero_(), x[...] = ..., list.append) on the "
+                      "inputs; write x = x / ... to make a new tensor.")
+    if isinstance(got, torch.Tensor):
+        same_device(got, args[grad_arg] if isinstance(args[grad_arg], torch.Tensor) else None)
+    args = clone(args)
     found = source_attributes(fn, {"detach", "numpy", "item", "tolist", "data", "no_grad"})
     advice = ("use only torch operations on the tensors so autograd can follow them"
               + (f" (remove {', '.join('.' + a for a in found)})" if found else "") + ".")
@@ -93,7 +101,16 @@ def tensors(obj):
 
 
 def same(a, b) -> bool:
-    return all(torch.equal(x, y) for x, y in zip(tensors(a), tensors(b)))
+    """Whether ``a`` still equals ``b``: tensors, numbers and the lists and dicts holding them."""
+    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+        return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and a.shape == b.shape and \
+            torch.equal(a.detach(), b.detach())
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+        return isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b) and \
+            all(same(x, y) for x, y in zip(a, b))
+    return a is b or a == b
 
 
 def source_tree(fn):

@@ -8,8 +8,13 @@ The frame prints one line and hands the result to ``finish`` (learning or gradin
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import signal
+import sys
+import threading
+import time
 import traceback
 from dataclasses import dataclass
 
@@ -17,6 +22,7 @@ import torch
 
 TOLERANCE = 1e-5   # largest rel_error that counts as correct
 SEED = 0           # every check draws its inputs from generators seeded with this
+CHECK_TIME_LIMIT_S = 60  # a learner's function that runs longer is stopped (a loop that never ends)
 
 
 @dataclass(frozen=True)
@@ -119,10 +125,62 @@ def not_the_stand_in(fn, reference):
                       f"run the cell that defines your `{reference.__name__}` again, then this check.")
 
 
+class TooSlow(BaseException):
+    """Raised inside a learner's function that runs past CHECK_TIME_LIMIT_S (a BaseException, so that a bare
+    ``except Exception`` in the learner's code does not swallow it)."""
+
+
+def _time_limit(fn, seconds: float):
+    """A trace function that stops ``fn`` after ``seconds`` (any platform): at any call it makes, and at every
+    line of the file it was defined in (a notebook cell), where a loop that never ends would spin."""
+    end, home = time.monotonic() + seconds, getattr(getattr(fn, "__code__", None), "co_filename", None)
+
+    def on_line(frame, event, arg):
+        if time.monotonic() > end:
+            raise TooSlow
+        return on_line
+
+    def on_call(frame, event, arg):
+        if time.monotonic() > end:
+            raise TooSlow
+        return on_line if frame.f_code.co_filename == home else None
+    return on_call
+
+
+@contextlib.contextmanager
+def deadline(fn, seconds: float):
+    """Raise TooSlow in ``fn`` after ``seconds``: by a timer signal where there is one (no cost), else by tracing."""
+    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
+        def stop(signum, frame):
+            raise TooSlow
+        previous, pending = signal.signal(signal.SIGALRM, stop), signal.setitimer(signal.ITIMER_REAL, seconds)
+        start = time.monotonic()
+        try:
+            yield
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            if pending[0]:  # someone else's timer was running: let it go on
+                signal.setitimer(signal.ITIMER_REAL, max(pending[0] - (time.monotonic() - start), 1e-3), pending[1])
+    else:
+        previous = sys.gettrace()
+        sys.settrace(_time_limit(fn, seconds))
+        try:
+            yield
+        finally:
+            sys.settrace(previous)
+
+
 def call(fn, args, when):
+    """``fn(*args)`` with gradients on and a time limit; any error it raises becomes a named Mistake."""
     try:
-        with torch.enable_grad():
+        with deadline(fn, CHECK_TIME_LIMIT_S), torch.enable_grad():
             return fn(*args)
+    except TooSlow:
+        raise Mistake("too_slow", f"did not return within {CHECK_TIME_LIMIT_S:g} s{when}",
+                      "look for a loop that never ends (a `while` whose condition stays true) or one that "
+                      "runs far too often; the check's inputs are tiny, so a right answer takes milliseconds."
+                      ) from None
     except NotImplementedError:
         raise Mistake("not_implemented", "not written yet",
                       "replace `raise NotImplementedError()` with your code.") from None
@@ -144,12 +202,19 @@ def to_tensor(got, expected):
     if got is None:
         raise Mistake("returned_none", "returns None", "add a `return` statement at the end.")
     if isinstance(got, torch.Tensor):
+        same_device(got, expected)
         return got.detach()
     try:  # a Python number or a NumPy array: compare the values, the gradient check will complain
         return torch.as_tensor(got).to(expected.dtype)
     except (TypeError, ValueError, RuntimeError):
         raise Mistake("not_a_tensor", f"returns a {type(got).__name__}, not a tensor",
                       "return a torch.Tensor.") from None
+
+
+def same_device(got, expected):
+    if isinstance(expected, torch.Tensor) and got.device != expected.device:
+        raise Mistake("wrong_device", f"returns a tensor on {got.device}, but the inputs are on {expected.device}",
+                      "keep the result where the inputs are: no .to(...), .cuda(), .cpu() or device=... .")
 
 
 def finite(got, name):

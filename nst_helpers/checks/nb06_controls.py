@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import controls, losses
-from .compare import compare_gradients
+from .compare import compare_gradients, same
 from .engine import SEED, TOLERANCE, CheckResult, Mistake, call, match, rel_error, run_check, to_tensor, wrong_values
 
 
@@ -24,11 +24,15 @@ def check_match_histogram(fn, graded: bool = True) -> CheckResult:
              (_correlated_colours(g, 6, 6, 0.3) * 0.5, _correlated_colours(g, 10, 8, 0.0))]
     def body():
         for style, content in cases:
-            style_before = style.clone()
-            got = call(fn, (style, content.clone()), "")
+            given = (style.clone(), content.clone())
+            got = call(fn, given, "")
+            if got is not None and not isinstance(got, torch.Tensor):
+                raise Mistake("not_a_tensor", f"returns a {type(got).__name__}, not a tensor",
+                              "return a torch.Tensor (no .numpy()): the recoloured style feeds the VGG.")
             got = to_tensor(got, style)
-            if not torch.equal(style, style_before):
-                raise Mistake("modifies_input", "changes the style image it was given",
+            if not same(given, (style, content)):
+                which = "style" if not torch.equal(given[0], style) else "content"
+                raise Mistake("modifies_input", f"changes the {which} image it was given",
                               "work on a new tensor (e.g. `style - mean`), not in place.")
             if got.shape != style.shape:
                 raise Mistake("wrong_shape", f"wrong output shape: expected {tuple(style.shape)}, got "
@@ -96,7 +100,11 @@ def check_guided_gram(fn, graded: bool = True) -> CheckResult:
     def body():
         for features, mask in cases:
             expected = reference(features, mask)
-            got = to_tensor(call(fn, (features.clone(), mask.clone()), ""), expected)
+            given = (features.clone(), mask.clone())
+            got = to_tensor(call(fn, given, ""), expected)
+            if not same(given, (features, mask)):
+                raise Mistake("modifies_input", "changes its features or its mask in place",
+                              "write m = mask * ... or F = features * mask, which make new tensors.")
             if got.shape != expected.shape:
                 raise Mistake("wrong_shape", f"wrong output shape: expected {tuple(expected.shape)}, got "
                               f"{tuple(got.shape)}", "return one C x C matrix per batch item, as gram_matrix does.")

@@ -1,11 +1,13 @@
 """Tests of the checks' engine (checks/engine.py): independence from global state, learning and grading mode."""
 
 import inspect
+import threading
 
 import pytest
 import torch
 
 from nst_helpers import checks, losses
+from nst_helpers.checks import engine
 
 
 def gram_plus_one(features, normalize=True):
@@ -106,3 +108,35 @@ def test_ungraded_check_only_reports(monkeypatch):
     stub = namespace["gram_matrix"]
     assert not checks.check_gram_matrix(stub, graded=False)
     assert namespace["gram_matrix"] is stub
+
+
+# --- a result on another device, a function that never returns ------------------------------------------
+
+def content_on_meta(w, current, original):
+    return losses.content_loss(w, current, original).to("meta")
+
+
+def content_never_returns(w, current, original):
+    while True:
+        pass
+
+
+def test_a_result_on_another_device_is_named():
+    result = checks.check_content_loss(content_on_meta, graded=False)
+    assert not result and result.mistake == "wrong_device" and "meta" in result.message
+
+
+def test_a_function_that_never_returns_is_stopped(monkeypatch):
+    monkeypatch.setattr(engine, "CHECK_TIME_LIMIT_S", 0.5)
+    result = checks.check_content_loss(content_never_returns, graded=False)
+    assert not result and result.mistake == "too_slow" and "0.5 s" in result.message
+
+
+def test_a_function_that_never_returns_is_stopped_outside_the_main_thread_too(monkeypatch):
+    monkeypatch.setattr(engine, "CHECK_TIME_LIMIT_S", 0.5)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(checks.check_content_loss(content_never_returns,
+                                                                                       graded=False)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    assert results and results[0].mistake == "too_slow"

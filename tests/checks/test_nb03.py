@@ -107,3 +107,16 @@ def test_normalized_style_weights_names_each_mistake(mistake):
 
 def test_normalized_style_weights_names_changing_the_targets():
     assert mistake_of(checks.check_normalized_style_weights, weights_in_place) == "modifies_input"
+
+
+# --- a change in place to the weights list is named, not taken for a gradient problem ----------------------
+
+def style_changes_its_weights(feats, layers, targets, weights):
+    loss = losses.style_loss(feats, layers, targets, weights)
+    weights[0] = 0.0                      # the result is right, but the caller's list is changed
+    return loss
+
+
+def test_a_change_to_the_weights_list_is_named_not_a_gradient_problem():
+    result = checks.check_style_loss(style_changes_its_weights, graded=False)
+    assert not result and result.mistake == "modifies_input", result.message

@@ -145,3 +145,31 @@ def test_failed_check_raises_in_grading_mode(monkeypatch):
         checks.check_guided_gram(guided_no_area)
     with pytest.raises(checks.ExerciseFailed):
         checks.check_match_histogram(mean_only)
+
+
+# --- changes in place and NumPy results cannot pass --------------------------------------------------------
+
+def match_zeroes_the_content(style, content):
+    out = controls.match_histogram(style, content)
+    content.zero_()
+    return out
+
+
+def match_numpy(style, content):
+    return controls.match_histogram(style, content).numpy()
+
+
+def guided_zeroes_the_mask(features, mask):
+    out = controls.guided_gram(features, mask)
+    mask.zero_()
+    return out
+
+
+@pytest.mark.parametrize("check, fn, mistake", [
+    (checks.check_match_histogram, match_zeroes_the_content, "modifies_input"),
+    (checks.check_match_histogram, match_numpy, "not_a_tensor"),
+    (checks.check_guided_gram, guided_zeroes_the_mask, "modifies_input"),
+])
+def test_changes_in_place_and_numpy_results_are_named(check, fn, mistake):
+    result = check(fn, graded=False)
+    assert not result and result.mistake == mistake, result.message
