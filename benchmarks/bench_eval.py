@@ -45,13 +45,16 @@ def profile(content: str, style: str, size: int) -> None:
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
-    from nst_helpers.transfer import GATYS_STYLE_LAYERS, Objective, Settings, load_any, use_bf16
+    from nst_helpers.hardware import choose_precision
+    from nst_helpers.inputs import load_any
+    from nst_helpers.objective import Objective
+    from nst_helpers.settings import GATYS_STYLE_LAYERS, Settings
     from nst_helpers.vgg import VGGFeatures
 
     opts = Settings(size=size)
     extractor = VGGFeatures(opts.content_layers + opts.style_layers, device="cpu")
     content_img, style_img = load_any(content, size=size), load_any(style, size=size)
-    for bf16 in sorted({use_bf16("auto", torch.device("cpu")), False}, reverse=True):
+    for bf16 in sorted({choose_precision("auto", torch.device("cpu"))[0], False}, reverse=True):
         objective = Objective(opts, extractor, content_img, style_img, bf16=bf16)
         x = content_img.clone().requires_grad_(True)
         for _ in range(2):                 # warm-up, then the profiled evaluation

@@ -29,10 +29,9 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import example_files, header, table  # noqa: E402
 
-from nst_helpers import stylize  # noqa: E402
+from nst_helpers import StopRun, stylize  # noqa: E402
 from nst_helpers.images import to_pil  # noqa: E402
-from nst_helpers.transfer import Objective, Settings, evaluate_loss, load_any  # noqa: E402
-from nst_helpers.vgg import VGGFeatures  # noqa: E402
+from nst_helpers.objective import evaluate_loss, loss_parts_at  # noqa: E402
 
 VARIANTS = [("ours default (auto precision, coarse-to-fine)", {}),
             ("bf16 single-scale", {"precision": "bf16", "coarse_to_fine": False}),
@@ -40,16 +39,13 @@ VARIANTS = [("ours default (auto precision, coarse-to-fine)", {}),
 
 
 class Scorer:
-    """The fp32 loss at full size of an image, as ``evaluate_loss`` computes it (targets built once)."""
+    """The fp32 loss at full size of an image, as ``evaluate_loss`` computes it (``loss_parts_at``: targets once)."""
 
     def __init__(self, content: str, style: str, size: int):
-        opts = Settings(size=size, precision="fp32")
-        extractor = VGGFeatures(opts.content_layers + opts.style_layers, device="cpu")
-        self.objective = Objective(opts, extractor, load_any(content, size=size), load_any(style, size=size))
+        self.parts = loss_parts_at(size, content, style, device="cpu")
 
     def __call__(self, image: torch.Tensor) -> float:
-        with torch.no_grad():
-            return self.objective(image.clamp(0, 1))[1]["total"]
+        return self.parts(image.clamp(0, 1))["total"]
 
 
 def run(content, style, size, steps, settings, scorer=None, target=None, every=5):
@@ -71,9 +67,9 @@ def run(content, style, size, steps, settings, scorer=None, target=None, every=5
         paused[0] += time.perf_counter() - now
         if loss <= target:
             reached.append(elapsed)
-            raise KeyboardInterrupt        # stylize returns the best image so far
+            raise StopRun("reached the target loss")   # stylize returns the best image so far
 
-    with contextlib.redirect_stdout(io.StringIO()):   # "interrupted after N steps"
+    with contextlib.redirect_stdout(io.StringIO()):   # "reached the target loss"
         result = stylize(content, style, size=size, steps=steps, device="cpu", progress=False, preview=False,
                          callback=callback, **settings)
     wall = time.perf_counter() - started - paused[0]

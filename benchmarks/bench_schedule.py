@@ -5,7 +5,7 @@
     python benchmarks/bench_schedule.py --quick                      # a smoke run: 64 px, 8 steps
 
 For each photo/style pair (coffee + waves, astronaut + mosaic: the pairs of bench_peer.py) and each variant it runs
-``stylize`` at the given size with ``steps`` loss evaluations, ``COARSE_SHARE`` of them at the coarser levels (the rest
+``stylize`` at the given size with ``steps`` loss evaluations, ````coarse_share`` of them at the coarser levels (the rest
 at full size), and scores the result with our fp32 loss at that size (``evaluate_loss``, default weights), the
 yardstick of bench_peer.py.  Times are in-process (the network is loaded once, before the first run), so they leave
 out the command line's start-up of a few seconds.  The pictures are written to ``--out`` (default: a temporary folder).
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, table  # noqa: E402
 from bench_peer import PAIRS  # noqa: E402  (the same photo/style pairs as the comparison with pastiche)
 
-from nst_helpers import evaluate_loss, examples, stylize, to_pil, transfer  # noqa: E402
+from nst_helpers import evaluate_loss, examples, stylize, to_pil  # noqa: E402
 
 VARIANTS = "120:0.5,100:0.5,150:0.6,200:0.7"
 
@@ -46,25 +46,21 @@ def main() -> None:
     out = args.out or tempfile.mkdtemp(prefix="nst-bench-schedule-")
     os.makedirs(out, exist_ok=True)
     stylize("chelsea", "swirls", size=32, steps=1, progress=False, preview=False)   # load the network once
-    default_share = transfer.COARSE_SHARE
     rows = []
-    try:
-        for photo, painting in pairs:
-            content, style = examples.load(photo), examples.load(painting)
-            for steps, share in variants:
-                transfer.COARSE_SHARE = share
-                started = time.perf_counter()
-                result = stylize(content, style, size=size, steps=steps, seed=0, progress=False, preview=False)
-                seconds = time.perf_counter() - started
-                loss = evaluate_loss(result.image, content, style)["total"]
-                path = os.path.join(out, f"{photo}-{painting}-{steps}steps-share{share}.png")
-                to_pil(result.image).save(path)
-                print(f"{photo}+{painting}, {steps} steps, share {share}: {seconds:.1f} s, loss {loss:.4f}, "
-                      f"levels {result.levels}; {path}", flush=True)
-                rows.append([f"{photo} + {painting}", str(steps), f"{share:g}", str(result.levels),
-                             f"{seconds:.1f}", f"{loss:.4f}"])
-    finally:
-        transfer.COARSE_SHARE = default_share
+    for photo, painting in pairs:
+        content, style = examples.load(photo), examples.load(painting)
+        for steps, share in variants:
+            started = time.perf_counter()
+            result = stylize(content, style, size=size, steps=steps, seed=0, coarse_share=share, progress=False,
+                             preview=False)
+            seconds = time.perf_counter() - started
+            loss = evaluate_loss(result.image, content, style)["total"]
+            path = os.path.join(out, f"{photo}-{painting}-{steps}steps-share{share}.png")
+            to_pil(result.image).save(path)
+            print(f"{photo}+{painting}, {steps} steps, share {share}: {seconds:.1f} s, loss {loss:.4f}, "
+                  f"levels {result.levels}; {path}", flush=True)
+            rows.append([f"{photo} + {painting}", str(steps), f"{share:g}", str(result.levels),
+                         f"{seconds:.1f}", f"{loss:.4f}"])
     print()
     print(table(["pair", "steps", "coarse share", "levels (size, steps)", "s (in-process)", f"fp32 loss at {size} px"],
                 rows))

@@ -20,16 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, table  # noqa: E402
 
 from nst_helpers import stylize  # noqa: E402
+from nst_helpers.transfer import levelled_off  # noqa: E402
 
 PAIRS = (("coffee", "waves"), ("chelsea", "swirls"))
 RULES = [(tolerance, window) for window in (10, 20) for tolerance in (0.001, 0.002, 0.005, 0.01, 0.02)]
 
 
 def stop_step(bests: list[float], tolerance: float, window: int) -> int:
-    """How many steps the rule of ``transfer._optimise_level`` lets a run take, given its best losses."""
+    """How many steps the loop's stopping rule (``transfer.levelled_off``) lets a run take, given its best losses."""
     for taken in range(window + 1, len(bests) + 1):
-        earlier, now = bests[taken - 1 - window], bests[taken - 1]
-        if earlier - now < tolerance * abs(now):
+        if levelled_off(bests[:taken], tolerance, window):
             return taken
     return len(bests)
 

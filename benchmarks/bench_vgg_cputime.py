@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, table  # noqa: E402
 
-from nst_helpers.transfer import GATYS_STYLE_LAYERS  # noqa: E402
+from nst_helpers.settings import GATYS_STYLE_LAYERS  # noqa: E402
 from nst_helpers.vgg import VGGFeatures  # noqa: E402
 
 

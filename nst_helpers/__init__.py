@@ -10,7 +10,9 @@ _interrupt.exit_on_ctrl_c()  # first: on the command line, Ctrl-C while torch lo
 from . import checks, controls, examples, images, losses, vgg
 from .images import load_image, save_image, show_images, to_pil
 from .losses import content_loss, gram_matrix, style_loss, tv_loss
-from .transfer import Result, Settings, evaluate_loss, stylize
+from .objective import evaluate_loss
+from .settings import Settings
+from .transfer import Result, StopRun, stylize
 from .vgg import VGGFeatures, default_device, layer_names
 
 __version__ = "0.1.0"
@@ -19,6 +21,6 @@ __all__ = [
     "checks", "controls", "examples", "images", "losses", "vgg",
     "load_image", "save_image", "show_images", "to_pil",
     "content_loss", "gram_matrix", "style_loss", "tv_loss",
-    "Result", "Settings", "evaluate_loss", "stylize",
+    "Result", "Settings", "StopRun", "evaluate_loss", "stylize",
     "VGGFeatures", "default_device", "layer_names",
 ]

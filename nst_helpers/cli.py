@@ -1,9 +1,9 @@
 """The command line: ``nst-stylize CONTENT STYLE -o OUT`` (also ``python -m nst_helpers``).
 
 Exit codes: 0 saved, 1 error (one line on stderr), 2 usage error (a bad option, an output path that
-cannot be written, a size too large for the memory), 130 interrupted by Ctrl-C at any moment (one line;
-the best image so far is saved when at least one step had finished, otherwise nothing is written and an
-existing OUT is left as it was).
+cannot be written or that is one of the inputs, a size or style scale too large for the memory), 130
+interrupted by Ctrl-C at any moment (one line; the best image so far is saved when at least one step had
+finished, otherwise nothing is written and an existing OUT is left as it was).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import contextlib
 import dataclasses
 import difflib
 import io
+import os
 import sys
 import tempfile
 from pathlib import Path
 
-from . import _interrupt, controls, examples, images, transfer
+from . import _interrupt, controls, examples, images, levels, transfer
+from .settings import split_init
 from .fast import cli as fast_cli
 
 __all__ = ["main", "build_parser"]
@@ -43,7 +45,8 @@ CONTENT and STYLE may be image files, http(s) URLs or example names (see --list-
 several STYLE images to mix them (--style-blend) or to paint each in its own region (--masks).
 The loss terms are normalised by the size of their targets, so the same weights work at every --size.
 
-exit codes: 0 saved; 1 error; 2 usage error (bad option, unwritable OUT, --size too large for the memory);
+exit codes: 0 saved; 1 error; 2 usage error (bad option, unwritable OUT, OUT is an input, --size or
+--style-scale too large for the memory);
 130 interrupted by Ctrl-C (the best image so far is saved once a step has finished; before that, nothing).
 """
 
@@ -125,8 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--style-blend", metavar="W", type=float, nargs="+", default=DEFAULTS["style_blend"],
                         help="with several STYLE images: one weight per style, e.g. 0.7 0.3 (default: equal)")
     parser.add_argument("--masks", metavar="MASK", nargs="+", default=None,
-                        help="one black-and-white image per STYLE, white where that style applies; "
-                             "overlaps share, uncovered pixels get no style")
+                        help="one image per STYLE, white where that style applies, grey for less of it; "
+                             "black or transparent: none; overlaps share")
     parser.add_argument("--preserve-color", choices=controls.COLOUR_METHODS, default=DEFAULTS["preserve_color"],
                         help="keep the colours of CONTENT: transfer the luminance only, or recolour the style "
                              "image(s) to the content's colour mean and covariance first (default: off)")
@@ -137,7 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--coarse-to-fine", action=argparse.BooleanOptionalAction,
                         default=DEFAULTS["coarse_to_fine"],
                         help="optimise at half size first, then refine at full size: faster for large "
-                             f"images (default: on above {transfer.COARSE_SIZE} px)")
+                             f"images (default: on above {levels.COARSE_SIZE} px)")
+    parser.add_argument("--coarse-share", metavar="F", type=float, default=DEFAULTS["coarse_share"],
+                        help="share of the steps spent at the coarser sizes (default: %(default)s)")
     parser.add_argument("--stop-tolerance", metavar="F", type=float, default=DEFAULTS["stop_tolerance"],
                         help="end a resolution level early when the loss fell by less than this fraction over "
                              "the last --stop-window steps; 0 runs all --steps (default: %(default)s)")
@@ -152,11 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    """The options as keyword arguments of ``transfer.stylize``."""
-    names = ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
-             "seed", "device", "weights", "style_size", "style_scale", "style_blend", "preserve_color", "precision",
-             "coarse_to_fine", "stop_tolerance", "stop_window")
-    return {name: getattr(args, name) for name in names}
+    """The options as keyword arguments of ``transfer.stylize``: every field of ``Settings`` that has an option."""
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(transfer.Settings)
+            if hasattr(args, field.name)}
+
+
+def _opts(settings: dict) -> transfer.Settings:
+    """``settings`` checked, as ``stylize`` reads them (``init`` may be an image file)."""
+    return transfer.Settings(**{**settings, "init": split_init(settings["init"])[0]})
 
 
 def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, dict]:
@@ -169,8 +177,7 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
         parser.error(f"the following arguments are required: {', '.join(missing)}")
     settings = _settings(args)
     try:  # Settings checks the values (sizes, weights, ...) before any work is done
-        named_init = settings["init"] in ("content", "noise", "style")  # else an image file, as in stylize
-        opts = transfer.Settings(**{**settings, "init": settings["init"] if named_init else "image"})
+        opts = _opts(settings)
         controls.blend_matrix(opts.style_blend, len(args.style), opts.style_layers)
     except ValueError as err:
         parser.error(str(err).replace("style_blend", "--style-blend").replace("style_scale", "--style-scale")
@@ -181,11 +188,35 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
     try:
         transfer.check_memory(opts)
     except MemoryError as err:  # in the command line's words: --size, --style-size
-        parser.error(str(err).replace("style_size=", "--style-size ").replace("size=", "--size "))
+        parser.error(str(err).replace("style_size=", "--style-size ").replace("style_scale=", "--style-scale ")
+                     .replace("size=", "--size "))
+    clash = _input_at(args.output, args)
+    if clash:
+        parser.error(f"-o {args.output!r} is the same file as the {clash}: give another output name, "
+                     "so that the input is not overwritten")
     problem = _unwritable(args.output)
     if problem:
         parser.error(f"cannot write {args.output!r}: {problem}")
     return args, settings
+
+
+def _input_at(output: str, args: argparse.Namespace) -> str | None:
+    """Which input file OUT would overwrite (also through links or another spelling of the path), or None."""
+    inputs = [(f"CONTENT image {args.content!r}", args.content)]
+    inputs += [(f"STYLE image {source!r}", source) for source in args.style]
+    inputs += [(f"mask {mask!r}", mask) for mask in args.masks or []]
+    if args.init not in ("content", "noise", "style"):
+        inputs.append((f"--init image {args.init!r}", args.init))
+    out = Path(output).expanduser()
+    for name, source in inputs:
+        path = Path(source).expanduser()
+        try:
+            same = os.path.samefile(out, path) if out.exists() and path.exists() else out.resolve() == path.resolve()
+        except (OSError, ValueError):
+            same = False
+        if same:
+            return name
+    return None
 
 
 def _unwritable(output: str) -> str | None:
@@ -248,8 +279,7 @@ def _mask_file(path: str) -> Path:
 def _run(args: argparse.Namespace, settings: dict) -> int:
     with contextlib.redirect_stdout(sys.stderr):  # e.g. "could not download ...; using swirls instead"
         content = _load(args.content, settings["size"])
-        style_size = settings["style_size"] or max(16, round(settings["style_scale"] * settings["size"]))
-        styles = [_load(source, style_size) for source in args.style]
+        styles = [_load(source, _opts(settings).style_long_side) for source in args.style]
         masks = None if args.masks is None else \
             controls.load_masks([_mask_file(path) for path in args.masks], content.shape[-2:])
     captured = io.StringIO()  # stylize prints why it stopped early; we say it ourselves, on stderr

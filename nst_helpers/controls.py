@@ -3,7 +3,7 @@
     to_luminance(style, like=content)       # colour: transfer on luminance only (then put the colours back)
     match_histogram(style, content)         # colour: recolour the style with the content's colour statistics
     colour_distance(a, b)                   # how far apart the colours of two images are
-    load_masks([mask_a, mask_b], shape)     # regions: one mask per style, resized, normalised per pixel
+    load_masks([mask_a, mask_b], shape)     # regions: one mask per style (grey levels are weights), resized
     mask_at(mask, (h, w))                   # ... carried down to a layer's resolution
     blend_matrix(style_blend, styles, layers)   # several styles: one weight per style and layer
 
@@ -18,12 +18,13 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from . import images
 from .losses import gram_matrix
 
 __all__ = ["rgb_to_yiq", "yiq_to_rgb", "to_luminance", "with_colours_of", "colour_stats", "match_histogram",
-           "colour_distance", "load_masks", "mask_at", "guided_gram", "blend_matrix", "COLOUR_METHODS"]
+           "colour_distance", "load_masks", "mask_strength", "mask_at", "guided_gram", "blend_matrix", "COLOUR_METHODS"]
 
 COLOUR_METHODS = ("luminance", "histogram")
 
@@ -128,15 +129,41 @@ def colour_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # --- regions -------------------------------------------------------------------------------------
 
+MASK_BLACK, MASK_WHITE = 0.05, 0.95  # grey levels of a mask image at or below / above which it is black / white
+
+
+def _mask_levels(mask, index: int) -> torch.Tensor:
+    """The grey levels of one mask image as (1, 1, h, w) weights in [0, 1]; transparent pixels are black."""
+    try:
+        if isinstance(mask, np.ndarray) and mask.ndim == 3 and mask.shape[2] == 4:  # RGBA: alpha says "no style"
+            grey = images.load_image(mask[..., :3]).mean(dim=1, keepdim=True) * images.load_image(mask[..., 3])[:, :1]
+        elif isinstance(mask, (torch.Tensor, np.ndarray)):
+            grey = images.load_image(mask).mean(dim=1, keepdim=True)
+        else:
+            picture = images._open(mask)
+            if picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info:
+                rgba = picture.convert("RGBA")  # composited on black, not white: transparent means no style
+                picture = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+            grey = images.load_image(picture).mean(dim=1, keepdim=True)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"mask {index} is not an image ({err}): give a black-and-white image file") from None
+    return ((grey - MASK_BLACK) / (MASK_WHITE - MASK_BLACK)).clamp(0, 1)
+
+
 def load_masks(masks: Sequence, shape: tuple[int, int]) -> list[torch.Tensor]:
     """Masks (one per style, white where that style applies) as (1, 1, H, W) tensors of the given shape.
 
     masks: anything ``images.load_image`` reads (a path, PIL image, array, tensor), or a (H, W) /
-    (1, 1, H, W) tensor; colour masks are turned to grey.  Each is resized to ``shape`` (H, W).
-    The rule for overlaps and gaps: the masks are normalised per pixel so that they sum to 1 where
-    any of them is above 0 (a pixel white in two masks gets half of each style); a pixel that no mask
-    covers gets no style at all (only the content and TV terms act there).  A mask that is black
-    everywhere is an error.
+    (1, 1, H, W) tensor of weights in [0, 1]; each is resized to ``shape`` (H, W).
+    What a mask image's grey levels mean: a weight in [0, 1] (colours count by their grey level).  Near-black
+    (at most ``MASK_BLACK``, so a JPEG's 3/255 too) is black, near-white (above ``MASK_WHITE``) is white, and
+    transparent pixels are black: no style.  A pixel counts in its style's guided Gram matrix with its weight,
+    and the style's weight is scaled by the mask's brightest level (``mask_strength``): a mask that is 50 % grey
+    wherever it is not black gives its style half its weight there.
+    The rule for overlaps and gaps: where the masks add up to more than 1 they are scaled to sum to 1 (a pixel
+    white in two masks gets half of each style); elsewhere each keeps its own weight, so a pixel that no mask
+    covers gets no style at all (only the content and TV terms act there).  A mask that is black everywhere
+    is an error.
     """
     loaded = []
     for index, mask in enumerate(masks, start=1):
@@ -146,10 +173,7 @@ def load_masks(masks: Sequence, shape: tuple[int, int]) -> list[torch.Tensor]:
                 raise ValueError(f"mask {index} contains NaN or infinite values: use values in [0, 1]")
             grey = grey.clamp(0, 1)
         else:
-            try:
-                grey = images.load_image(mask).mean(dim=1, keepdim=True)
-            except (OSError, ValueError) as err:
-                raise ValueError(f"mask {index} is not an image ({err}): give a black-and-white image file") from None
+            grey = _mask_levels(mask, index)
         grey = F.interpolate(grey, size=tuple(shape), mode="bilinear", antialias=True, align_corners=False)
         loaded.append(grey.clamp(0, 1))
     total = torch.stack(loaded).sum(dim=0)
@@ -157,7 +181,12 @@ def load_masks(masks: Sequence, shape: tuple[int, int]) -> list[torch.Tensor]:
         if float(mask.max()) < 1e-3:
             raise ValueError(f"mask {index} is black everywhere: it selects no pixels; make the region of "
                              "its style white")
-    return [mask / total.clamp_min(1e-6) * (total > 1e-6) for mask in loaded]
+    return [mask / total.clamp_min(1.0) for mask in loaded]
+
+
+def mask_strength(mask: torch.Tensor) -> float:
+    """How strongly a style applies in its region: the mask's brightest level (1 for a white region); notebook 06."""
+    return float(mask.max())
 
 
 def mask_at(mask: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
@@ -206,6 +235,7 @@ def blend_matrix(style_blend, n_styles: int, style_layers: Sequence[str]) -> tor
                          f"per style with one weight per style layer ({n_styles} x {layers})")
     if not torch.isfinite(weights).all() or (weights < 0).any():
         raise ValueError(f"style_blend weights must be finite numbers >= 0, got {style_blend!r}")
+    weights = weights / weights.max().clamp_min(torch.finfo(weights.dtype).tiny)  # 1e308 + 1e308 would overflow
     column = weights.sum(dim=0)
     if (column == 0).any():
         unused = [name for name, total in zip(style_layers, column) if total == 0]

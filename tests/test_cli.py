@@ -1,6 +1,7 @@
 """The command line, end to end with the original (Caffe) VGG-19 weights, at tiny sizes."""
 
 import dataclasses
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst_helpers import cli, examples, transfer
+from nst_helpers import cli, examples, hardware, transfer
 
 REPO = Path(__file__).resolve().parents[1]  # so that -m nst_helpers works without an install
 SENTINEL = b"an older file that a failed run must not touch"
@@ -276,3 +277,43 @@ def test_output_says_precision_and_why_the_run_stopped(tmp_path, capsys):
     assert code == 0
     assert "VGG-19 in fp32, as asked; stopped: the loss fell by less than 99.0% over the last 2 steps " \
            "(3 of at most 30 steps)" in out
+
+
+@pytest.mark.parametrize("spelling", ["same", "other spelling", "symlink", "hard link"])
+@pytest.mark.parametrize("role", ["content", "style", "mask", "init"])
+def test_output_that_is_an_input_is_refused_before_any_work(tmp_path, photo_files, capsys, monkeypatch, role,
+                                                            spelling):
+    content, style = photo_files
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.full((40, 60), 255, np.uint8)).save(mask)
+    init = tmp_path / "start.png"
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(init)
+    target = {"content": content, "style": style, "mask": mask, "init": init}[role]
+    (tmp_path / "sub").mkdir()
+    if spelling == "same":
+        out = target
+    elif spelling == "other spelling":
+        out = tmp_path / "sub" / ".." / "." / target.name
+    elif spelling == "symlink":
+        out = tmp_path / "sub" / f"link{target.suffix}"
+        out.symlink_to(target)
+    else:
+        out = tmp_path / "sub" / f"hard{target.suffix}"
+        os.link(target, out)
+    before = {path: path.read_bytes() for path in (content, style, mask, init)}
+    monkeypatch.setattr(transfer, "stylize", lambda *a, **k: pytest.fail("the run must not start"))
+    code = cli.main([str(content), str(style), "-o", str(out), "--masks", str(mask), "--init", str(init), *TINY])
+    captured = capsys.readouterr()
+    assert code == 2
+    line, = _stderr_lines(captured.err)
+    assert line.startswith("nst-stylize: error: ") and "same file" in line and target.name in line
+    assert {path: path.read_bytes() for path in before} == before
+
+
+def test_a_huge_style_scale_is_a_usage_error_before_any_work(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hardware, "available_memory_gb", lambda device=None: 2.0)
+    monkeypatch.setattr(transfer, "load_any", lambda *a, **k: pytest.fail("work started"))
+    out = tmp_path / "out.png"
+    assert cli.main(["chelsea", "swirls", "-o", str(out), "--size", "64", "--style-scale", "60"]) == 2
+    line, = _stderr_lines(capsys.readouterr().err)
+    assert line.startswith("nst-stylize: error: --style-scale 60 ") and "GB" in line and not out.exists()

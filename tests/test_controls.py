@@ -132,6 +132,20 @@ def test_blend_matrix():
     assert torch.allclose(per_layer, torch.tensor([[1, 1 / 3, 0], [0, 2 / 3, 1]], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("blend, expected", [([1e308, 1e308], [0.5, 0.5]), ([1e308, 1e307], [10 / 11, 1 / 11]),
+                                             ([5e-324, 5e-324], [0.5, 0.5]), ([[1e308] * 3, [1e308] * 3], [0.5, 0.5])])
+def test_blend_matrix_huge_and_tiny_weights_do_not_overflow(blend, expected):
+    matrix = controls.blend_matrix(blend, 2, ("relu1_1", "relu2_1", "relu3_1"))
+    assert torch.allclose(matrix, torch.tensor(expected, dtype=torch.float64)[:, None].expand(-1, 3))
+
+
+def test_huge_blend_weights_keep_the_style_loss(pairs):
+    content, style = pairs[0]
+    styles = [style, pairs[1][1]]
+    huge = transfer.evaluate_loss(content, content, styles, style_blend=[1e308, 1e308])["style"]
+    assert huge > 0 and huge == pytest.approx(transfer.evaluate_loss(content, content, styles)["style"])
+
+
 @pytest.mark.parametrize("blend, words", [([1], "1 weights for 2"), ([1, -1], ">= 0"), ([0, 0], "all 0"),
                                           ([1, float("nan")], ">= 0"), ([[1, 0], [0, 1]], "shape"),
                                           ([[1, 0, 1], [0, 0, 0]], "relu2_1"), (["a", "b"], "numbers")])
@@ -171,9 +185,60 @@ def test_load_masks_resizes_and_greys_image_masks(tmp_path):
     Image.fromarray(array).save(path)
     (mask,) = controls.load_masks([path], (15, 40))
     assert mask.shape == (1, 1, 15, 40)
-    assert float(mask[..., :15].min()) > 0.99     # one mask alone: any grey above 0 becomes 1 after normalising
+    assert float(mask[..., :15].min()) > 0.99
+    red_grey = (200 / 3 / 255 - controls.MASK_BLACK) / (controls.MASK_WHITE - controls.MASK_BLACK)
+    assert torch.allclose(mask[..., 25:], torch.tensor(red_grey), atol=0.01)   # a colour counts by its grey level
     small = controls.mask_at(mask, (4, 10))
     assert small.shape == (1, 1, 4, 10)
+
+
+def _half_mask(black=3, white=252):
+    """40x60: white on the left half, a JPEG-like near-black on the right."""
+    array = np.full((40, 60), black, np.uint8)
+    array[:, :30] = white
+    return array
+
+
+def test_a_jpeg_masks_near_black_is_black(tmp_path):
+    path = tmp_path / "mask.jpg"
+    Image.fromarray(_half_mask()).save(path, quality=75)
+    (mask,) = controls.load_masks([path], (40, 60))
+    assert float(mask[..., 34:].max()) == 0.0           # no style on the right, as with a black PNG
+    assert float(mask[..., :26].min()) > 0.99
+
+
+def test_grey_levels_are_weights_and_transparency_is_no_style(tmp_path):
+    grey = controls.load_masks([np.full((8, 8), 128, np.uint8)], (8, 8))[0]
+    assert torch.allclose(grey, torch.tensor(0.5), atol=0.01)    # one grey mask keeps its level: half the style
+    assert controls.mask_strength(grey) == pytest.approx(0.5, abs=0.01)
+    assert torch.allclose(controls.load_masks([torch.full((4, 4), 0.3)], (4, 4))[0], torch.tensor(0.3))
+    rgba = np.zeros((40, 60, 4), np.uint8)
+    rgba[..., :3] = 255                                   # white everywhere, but transparent on the right
+    rgba[:, :30, 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "mask.png")
+    for source in (tmp_path / "mask.png", rgba, Image.fromarray(rgba)):
+        (mask,) = controls.load_masks([source], (40, 60))
+        assert float(mask[..., 34:].max()) == 0.0 and float(mask[..., :26].min()) > 0.99
+
+
+def test_a_jpeg_or_grey_mask_changes_the_style_loss_as_its_levels_say(tmp_path):
+    content, style_img = examples.load("chelsea", size=48), examples.load("swirls", size=48)
+    image = torch.rand(content.shape, generator=torch.Generator().manual_seed(0))
+    image[..., :image.shape[-1] // 2] = style_img[..., :image.shape[-2], :image.shape[-1] // 2]  # style on the left
+    height, width = content.shape[-2:]
+    exact = torch.zeros(height, width)
+    exact[:, :width // 2] = 1
+    jpeg = tmp_path / "mask.jpg"
+    Image.fromarray(_half_mask()).resize((width, height), Image.Resampling.NEAREST).save(jpeg, quality=75)
+
+    def style(masks=None):
+        return transfer.evaluate_loss(image, content, style_img, masks=masks)["style"]
+
+    unmasked, binary, from_jpeg = style(), style([exact]), style([jpeg])
+    assert from_jpeg == pytest.approx(binary, rel=0.05)
+    assert abs(unmasked - binary) > 0.2 * unmasked          # so the mask matters here
+    grey = style([torch.full((height, width), 0.5)])
+    assert grey == pytest.approx(0.5 * unmasked, rel=0.02)   # a 50 % grey mask everywhere: half the style
 
 
 def test_load_masks_errors(tmp_path):

@@ -7,7 +7,7 @@ them together with the GPU benchmark.
 import pytest
 import torch
 
-from nst_helpers import transfer
+from nst_helpers import objective
 from nst_helpers.transfer import stylize
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]
@@ -31,8 +31,8 @@ def test_cuda_fp32_matches_the_cpu(exact_cuda):
     for term in ("total", "content", "style", "tv"):
         assert gpu.history[0][term] == pytest.approx(cpu.history[0][term], rel=1e-4, abs=1e-6), term
     # Thirty L-BFGS steps amplify rounding differences; the pictures and their losses stay close.
-    cpu_loss = transfer.evaluate_loss(cpu.image, "chelsea", "swirls", device="cpu")["total"]
-    gpu_loss = transfer.evaluate_loss(gpu.image, "chelsea", "swirls", device="cpu")["total"]
+    cpu_loss = objective.evaluate_loss(cpu.image, "chelsea", "swirls", device="cpu")["total"]
+    gpu_loss = objective.evaluate_loss(gpu.image, "chelsea", "swirls", device="cpu")["total"]
     assert gpu_loss == pytest.approx(cpu_loss, rel=0.02)
     assert (gpu.image - cpu.image).abs().mean() < 0.02
 
@@ -40,8 +40,8 @@ def test_cuda_fp32_matches_the_cpu(exact_cuda):
 def test_cuda_bf16_costs_no_quality():
     fp32 = stylize("chelsea", "swirls", device="cuda", precision="fp32", **RUN)
     bf16 = stylize("chelsea", "swirls", device="cuda", precision="bf16", **RUN)
-    fp32_loss = transfer.evaluate_loss(fp32.image, "chelsea", "swirls", device="cpu")["total"]
-    bf16_loss = transfer.evaluate_loss(bf16.image, "chelsea", "swirls", device="cpu")["total"]
+    fp32_loss = objective.evaluate_loss(fp32.image, "chelsea", "swirls", device="cpu")["total"]
+    bf16_loss = objective.evaluate_loss(bf16.image, "chelsea", "swirls", device="cpu")["total"]
     assert fp32.history[0]["total"] > 3 * fp32_loss           # the run did something
     assert bf16_loss <= 1.02 * fp32_loss, (bf16_loss, fp32_loss)
 

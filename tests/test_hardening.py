@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_helpers import checks, cli, images, losses, transfer, vgg
+from nst_helpers import checks, cli, hardware, images, inputs, losses, objective, transfer, vgg
 from nst_helpers.images import load_image, save_image
 from nst_helpers.transfer import Settings, stylize
 
@@ -177,7 +177,7 @@ def test_stylize_scales_a_uint8_tensor(capsys):
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 @pytest.mark.parametrize("role", ["content", "style"])
 def test_non_finite_pixels_are_refused_before_any_work(role, value, monkeypatch):
-    monkeypatch.setattr(transfer, "_extractor", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(inputs, "_extractor", lambda *a, **k: pytest.fail("work started"))
     bad = torch.rand(1, 3, 24, 32)
     bad[0, 1, 5, 7] = value
     images_ = {"content": torch.rand(1, 3, 24, 32), "style": torch.rand(1, 3, 24, 32), role: bad}
@@ -260,47 +260,47 @@ def test_saved_extractor_with_wrong_shapes_or_values(tmp_path):
                                                     (1362, 2048, 8.00)])
 def test_memory_estimate_follows_the_measured_peaks(height, width, peak_gb):
     # BENCHMARKS.md, peak RSS by size; the estimate is the fixed part plus a share per pixel
-    assert transfer.estimate_memory_gb(height, width) == pytest.approx(peak_gb, rel=0.1)
-    assert transfer.estimate_memory_gb(2 * height, width) > transfer.estimate_memory_gb(height, width)
+    assert hardware.estimate_memory_gb(height, width) == pytest.approx(peak_gb, rel=0.1)
+    assert hardware.estimate_memory_gb(2 * height, width) > hardware.estimate_memory_gb(height, width)
 
 
 def _machine_with(monkeypatch, available_gb):
-    monkeypatch.setattr(transfer, "available_memory_gb", lambda device=None: available_gb)
+    monkeypatch.setattr(hardware, "available_memory_gb", lambda device=None: available_gb)
 
 
 def test_too_large_a_size_is_refused_before_any_work(monkeypatch):
     _machine_with(monkeypatch, 2.0)
-    monkeypatch.setattr(transfer, "load_any", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(inputs, "load_any", lambda *a, **k: pytest.fail("work started"))
     with pytest.raises(MemoryError) as err:
         stylize("chelsea", "swirls", **{**RUN, "size": 4096})
     text = _one_line(err)
-    largest = transfer.largest_size_that_fits(2.0)
+    largest = hardware.largest_size_that_fits(2.0)
     assert f"size={largest}" in text and "4096" in text and "2.0 GB" in text
-    assert transfer.estimate_memory_gb(largest, largest) <= 2.0 + transfer.BASE_MEMORY_GB
-    assert transfer.estimate_memory_gb(largest + 16, largest + 16) > 2.0 + transfer.BASE_MEMORY_GB
+    assert hardware.estimate_memory_gb(largest, largest) <= 2.0 + hardware.BASE_MEMORY_GB
+    assert hardware.estimate_memory_gb(largest + 16, largest + 16) > 2.0 + hardware.BASE_MEMORY_GB
     with pytest.raises(MemoryError):      # a large style image needs memory too
         stylize("chelsea", "swirls", **{**RUN, "style_size": 4096})
 
 
 def test_a_size_that_fits_is_not_refused(monkeypatch):
     _machine_with(monkeypatch, 2.0)
-    transfer.check_memory(Settings(size=transfer.largest_size_that_fits(2.0)))
+    transfer.check_memory(Settings(size=hardware.largest_size_that_fits(2.0)))
     _machine_with(monkeypatch, None)      # unknown: no check
     transfer.check_memory(Settings(size=100_000))
 
 
 def test_cli_refuses_a_runaway_size_up_front(tmp_path, capsys, monkeypatch):
     _machine_with(monkeypatch, 8.0)
-    monkeypatch.setattr(transfer, "load_any", lambda *a, **k: pytest.fail("work started"))
+    monkeypatch.setattr(inputs, "load_any", lambda *a, **k: pytest.fail("work started"))
     out = tmp_path / "out.png"
     assert cli.main(["chelsea", "swirls", "-o", str(out), "--size", "100000"]) == 2
     lines = _lines(capsys.readouterr().err)
-    assert len(lines) == 1 and "--size" in lines[0] and f"{transfer.largest_size_that_fits(8.0)}" in lines[0]
+    assert len(lines) == 1 and "--size" in lines[0] and f"{hardware.largest_size_that_fits(8.0)}" in lines[0]
     assert not out.exists()
 
 
 def test_available_memory_is_known_here():
-    available = transfer.available_memory_gb("cpu")
+    available = hardware.available_memory_gb("cpu")
     assert available is None or 0 < available < 1e5
 
 
@@ -401,9 +401,9 @@ def test_every_pixel_reaches_the_deepest_style_layer(height, width):
 
 def test_padding_keeps_the_size_and_only_adds_rows_and_columns():
     image = torch.rand(1, 3, 21, 40)
-    padded = transfer.pad_to_multiple(image)
+    padded = objective.pad_to_multiple(image)
     assert padded.shape[-2:] == (32, 48)
     assert torch.equal(padded[..., :21, :40], image)
     tiny = torch.rand(1, 3, 1, 5)
-    assert transfer.pad_to_multiple(tiny).shape[-2:] == (16, 16)
-    assert transfer.pad_to_multiple(torch.rand(1, 3, 32, 16)).shape[-2:] == (32, 16)
+    assert objective.pad_to_multiple(tiny).shape[-2:] == (16, 16)
+    assert objective.pad_to_multiple(torch.rand(1, 3, 32, 16)).shape[-2:] == (32, 16)

@@ -1,5 +1,8 @@
 import io
 import os
+import socket
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -131,6 +134,26 @@ def test_path_str_bytes_pil_ndarray_tensor_agree(tmp_path):
     for source in (str(path), path.read_bytes(), pil, array, array.astype(np.float32) / 255,
                    reference, reference[0]):
         assert torch.allclose(load_image(source), reference, atol=1e-6), type(source)
+
+
+def test_float_arrays_in_0_255_are_read_as_such(tmp_path):
+    array = gradient_rgb()
+    path = tmp_path / "g.png"
+    Image.fromarray(array).save(path)
+    reference = load_image(path)
+    with Image.open(path) as opened:
+        as_float = np.asarray(opened).astype(float)          # 0-255 floats, as a learner makes them
+    assert float(as_float.max()) > 1
+    assert torch.allclose(load_image(as_float), reference, atol=1e-6)
+    assert torch.allclose(load_image(as_float.astype(np.float32)), reference, atol=1e-6)
+
+
+@pytest.mark.parametrize("low, high", [(-3.0, 1.0), (0.0, 300.0), (-1.0, 255.0)])
+def test_float_arrays_outside_both_ranges_are_refused(low, high):
+    array = np.linspace(low, high, 12).reshape(3, 4)
+    with pytest.raises(ValueError, match="values run from") as info:
+        load_image(array)
+    assert "\n" not in str(info.value) and "0-255" in str(info.value)
 
 
 def test_ndarray_gray_and_rgba():
@@ -272,6 +295,46 @@ def test_download_failures(http_files, monkeypatch):
     monkeypatch.setattr(images._download, "__defaults__", (1000, images.DOWNLOAD_TIMEOUT_S))
     with pytest.raises(ValueError, match="larger than") as err:
         load_image(http_files.url("/big.png"))
+    assert_one_line(err)
+
+
+@pytest.fixture
+def trickling_server():
+    """A server on 127.0.0.1 that promises 1000 bytes and sends one every 0.1 s; it stops by itself after 20 s."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(20)
+    stop = threading.Event()
+
+    def serve():
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\n")
+            started = time.monotonic()
+            while not stop.is_set() and time.monotonic() - started < 20:
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+                stop.wait(0.1)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/slow.png"
+    stop.set()
+    listener.close()
+    thread.join(timeout=5)
+
+
+def test_a_trickling_download_ends_at_the_deadline(trickling_server, monkeypatch):
+    monkeypatch.setattr(images, "DOWNLOAD_DEADLINE_S", 1.0, raising=False)  # each byte comes well within the per-read timeout
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="took more than 1 s") as err:
+        load_image(trickling_server)
+    assert time.monotonic() - started < 5
     assert_one_line(err)
 
 

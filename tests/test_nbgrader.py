@@ -337,7 +337,7 @@ def test_nbgrader_grades_the_notebook(path, graded_course):
 def test_released_copy_runs_top_to_bottom(path, graded_course):
     """The student copy, as nbgrader ran it (NST_QUICK=1, grading mode): each check prints its failure and
     raises, and every other cell runs without error on the reference stand-ins.  (Learning mode differs only
-    in not raising: see test_checks.py and the fixture's learning-mode run above.)"""
+    in not raising: see tests/checks/ and the fixture's learning-mode run above.)"""
     path = graded_course["fixture"] if path is None else path
     _graded_or_skip(path)
     ran = graded_course["course"] / "autograded" / "released" / path.stem / path.name
@@ -354,6 +354,59 @@ def test_course_setup_refuses_to_overwrite(tmp_path):
     assert config.read_text() == "# the teacher's own\n"
     assert tool.main([str(tmp_path / "course"), str(fixture), "--force"]) == 0
     assert "c.Execute.timeout = 600" in config.read_text() and "NST_QUICK" in config.read_text()
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    return {str(path.relative_to(folder)): path.read_bytes() if path.is_file() else None
+            for path in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("case", ["course is a file", "config is a folder", "not JSON", "target is a source",
+                                  "inside the solutions", "a folder is a file"])
+def test_course_setup_bad_places_one_line_nothing_written(tmp_path, capsys, monkeypatch, case):
+    tool = load_tool("nbgrader_course")
+    fixture = fixture_notebook(tmp_path)
+    course, sources = tmp_path / "course", [fixture]
+    if case == "course is a file":
+        course.write_text("a file\n")
+    elif case == "config is a folder":
+        (course / "nbgrader_config.py").mkdir(parents=True)
+    elif case == "not JSON":
+        sources.append(tmp_path / "broken.ipynb")
+        sources[-1].write_text("{ not json")
+    elif case == "target is a source":
+        assert tool.main([str(course), str(fixture)]) == 0
+        (course / "nbgrader_config.py").write_text("# the teacher's own\n")
+        sources = [course / "source" / fixture.stem / fixture.name]
+    elif case == "inside the solutions":
+        monkeypatch.setattr(tool.rules, "SOLUTIONS", tmp_path, raising=False)
+    else:
+        (course / "source").mkdir(parents=True)
+        (course / "source" / fixture.stem).write_text("a file\n")
+    capsys.readouterr()
+    before = _tree(tmp_path)
+    assert tool.main([str(course), *map(str, sources), "--force"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("error: ") and "nothing written" in error, error
+    assert _tree(tmp_path) == before
+
+
+def test_course_setup_leaves_nothing_half_written(tmp_path, capsys, monkeypatch):
+    tool = load_tool("nbgrader_course")
+    fixture = fixture_notebook(tmp_path)
+    real_read = Path.read_bytes
+
+    def unreadable_fixture(path):  # the notebook is the last file copied: two files would be written before
+        if path == fixture:
+            raise OSError(5, "Input/output error")
+        return real_read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", unreadable_fixture)
+    monkeypatch.setattr(shutil, "copyfile", lambda source, target: unreadable_fixture(Path(source)))
+    assert tool.main([str(tmp_path / "course"), str(fixture)]) == 1
+    error = capsys.readouterr().err
+    assert "Input/output error" in error and error.count("\n") == 1 and "Traceback" not in error
+    assert [path for path in (tmp_path / "course").rglob("*") if path.is_file()] == []
 
 
 def test_course_setup_refuses_an_unmarked_solution_and_writes_nothing(tmp_path, capsys):

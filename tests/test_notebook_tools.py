@@ -113,6 +113,94 @@ def test_student_version_needs_an_output_folder_and_never_overwrites_its_source(
     assert nbformat.read(path, as_version=4).cells[1].source == SOLUTION_CELL
 
 
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def test_the_solution_notebooks_folder_is_the_courses():
+    assert student.SOLUTIONS == ROOT / "notebooks"
+
+
+@pytest.mark.parametrize("out", ["notebooks", "notebooks/handout", "notebooks/./x/../handout"])
+def test_student_version_never_writes_into_the_solution_notebooks_folder(tmp_path, capsys, monkeypatch, out):
+    solutions = tmp_path / "notebooks"  # a stand-in for the course's notebooks/, which a failing run would harm
+    solutions.mkdir()
+    nbformat.write(_exercise_notebook(), solutions / "01_content_loss.ipynb")
+    monkeypatch.setattr(student, "SOLUTIONS", solutions, raising=False)
+    elsewhere = tmp_path / "some" / "where" / "01_content_loss.ipynb"
+    elsewhere.parent.mkdir(parents=True)
+    nbformat.write(_exercise_notebook(), elsewhere)
+    before = _listing(tmp_path)
+    assert student.main(["--out", str(tmp_path / out), str(elsewhere)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "solution notebooks" in err and "nothing written" in err, err
+    assert _listing(tmp_path) == before
+    assert nbformat.read(solutions / "01_content_loss.ipynb", as_version=4).cells[1].source == SOLUTION_CELL
+
+
+def test_student_version_never_writes_over_a_source_through_a_link(tmp_path, capsys):
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(_exercise_notebook(), path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "nb.ipynb").symlink_to(path)
+    assert student.main([str(path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "overwrite the source" in err, err
+    assert nbformat.read(path, as_version=4).cells[1].source == SOLUTION_CELL
+
+
+@pytest.mark.parametrize("case", ["out is a file", "out below a file", "not JSON", "JSON, not a notebook",
+                                  "a folder", "same name twice"])
+def test_student_version_bad_arguments_one_line_nothing_written(tmp_path, capsys, case):
+    good = tmp_path / "nb.ipynb"
+    nbformat.write(_exercise_notebook(), good)
+    out = tmp_path / "out"
+    sources = [good]
+    if case == "out is a file":
+        out.write_text("a file\n")
+    elif case == "out below a file":
+        (tmp_path / "afile").write_text("a file\n")
+        out = tmp_path / "afile" / "out"
+    elif case in ("not JSON", "JSON, not a notebook"):
+        sources.append(tmp_path / "bad.ipynb")
+        sources[-1].write_text("not json at all" if case == "not JSON" else '{"cells": 5, "nbformat": 4}')
+    elif case == "a folder":
+        sources.append(tmp_path / "folder.ipynb")
+        sources[-1].mkdir()
+    else:
+        (tmp_path / "other").mkdir()
+        sources.append(tmp_path / "other" / "nb.ipynb")
+        nbformat.write(_exercise_notebook(), sources[-1])
+    before = _listing(tmp_path)
+    assert student.main(["--out", str(out), *map(str, sources)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    assert _listing(tmp_path) == before
+
+
+def test_student_version_leaves_nothing_half_written(tmp_path, capsys, monkeypatch):
+    paths = [tmp_path / "a.ipynb", tmp_path / "b.ipynb"]
+    for path in paths:
+        nbformat.write(_exercise_notebook(), path)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.ipynb").write_text("an older copy\n")
+    real_write, calls = student.nbformat.write, []
+
+    def write_then_fail(nb, fp, **kwargs):
+        calls.append(fp)
+        if len(calls) == 2:
+            fp.write("{ half")
+            raise OSError(28, "No space left on device")
+        return real_write(nb, fp, **kwargs)
+
+    monkeypatch.setattr(student.nbformat, "write", write_then_fail)
+    assert student.main(["--out", str(tmp_path / "out"), *map(str, paths)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left" in err, err
+    assert _listing(tmp_path / "out") == ["a.ipynb"]
+    assert (tmp_path / "out" / "a.ipynb").read_text() == "an older copy\n"
+
+
 # --- the checker of build_notebooks --------------------------------------------------------------
 
 def _executed(*outputs, source="print(1)"):

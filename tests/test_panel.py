@@ -138,3 +138,26 @@ def test_save_writes_the_last_result(calls, tmp_path, monkeypatch):
     p.file_name.value = "mine.png"
     assert p.save().name == "mine.png" and (tmp_path / "mine.png").stat().st_size > 0
 
+
+
+@pytest.mark.parametrize("name, words", [("mine", ".png, .jpg or .jpeg"), ("mine.webp", ".png, .jpg or .jpeg"),
+                                         ("missing_folder_is_a_file/x.png", "cannot write")])
+def test_a_bad_save_name_is_said_in_the_panel(calls, tmp_path, monkeypatch, capsys, name, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "missing_folder_is_a_file").write_text("a file\n")
+    p = panel.StylePanel(size=64, steps=10)
+    p.run()
+    capsys.readouterr()
+    p.file_name.value = name
+    p.save_button.click()                 # outside a kernel the status Output prints to stdout
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("❌") and words in lines[0], lines
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["missing_folder_is_a_file"]
+
+
+def test_the_save_as_name_is_escaped_in_the_download_link(calls):
+    p = panel.StylePanel(size=64, steps=10)
+    p.file_name.value = 'x" onclick="alert(1)<b>.png'
+    p.run()
+    assert "<b>" not in p.download.value and 'onclick="' not in p.download.value
+    assert 'download="x&quot; onclick=&quot;alert(1)&lt;b&gt;.png"' in p.download.value

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from nst_helpers import examples, transfer
+from nst_helpers import examples, objective, transfer
 from nst_helpers.transfer import Settings, stylize
 
 SMALL = dict(size=48, progress=False, preview=False)
@@ -84,7 +84,7 @@ def test_interrupt_returns_best_image_so_far(photo, painting, capsys):
 
 
 def test_nan_loss_stops_with_message_and_last_finite_image(photo, painting, monkeypatch, capsys):
-    real = transfer.normalized_tv_loss
+    real = objective.normalized_tv_loss
     calls = []
 
     def poisoned(img, weight):
@@ -92,7 +92,7 @@ def test_nan_loss_stops_with_message_and_last_finite_image(photo, painting, monk
         value = real(img, weight)
         return value * float("nan") if len(calls) == 5 else value
 
-    monkeypatch.setattr(transfer, "normalized_tv_loss", poisoned)
+    monkeypatch.setattr(objective, "normalized_tv_loss", poisoned)
     result = stylize(photo, painting, steps=20, **SMALL)
     assert len(result.history) == 4
     assert "nan" in result.message.lower() and "step 5" in result.message
@@ -133,7 +133,7 @@ def test_range_penalty_keeps_pixels_near_0_1_without_clamping(photo, painting, m
         return max(seen[-5:])   # early L-BFGS steps may overshoot; the penalty pulls the pixels back
 
     with_penalty = final_excursion()
-    monkeypatch.setattr(transfer, "RANGE_WEIGHT", 0.0)
+    monkeypatch.setattr(objective, "RANGE_WEIGHT", 0.0)
     without_penalty = final_excursion()
     assert with_penalty < 0.1
     assert with_penalty < 0.5 * without_penalty
@@ -178,8 +178,8 @@ def test_bf16_network_costs_no_quality():
     run = dict(size=96, steps=40, progress=False, preview=False)
     fp32 = stylize("chelsea", "swirls", precision="fp32", **run)
     bf16 = stylize("chelsea", "swirls", precision="bf16", **run)
-    fp32_loss = transfer.evaluate_loss(fp32.image, "chelsea", "swirls")["total"]
-    bf16_loss = transfer.evaluate_loss(bf16.image, "chelsea", "swirls")["total"]
+    fp32_loss = objective.evaluate_loss(fp32.image, "chelsea", "swirls")["total"]
+    bf16_loss = objective.evaluate_loss(bf16.image, "chelsea", "swirls")["total"]
     assert fp32.history[0]["total"] > 3 * fp32_loss          # the run did something
     assert bf16_loss <= 1.02 * fp32_loss, (bf16_loss, fp32_loss)
     assert bf16.history[-1]["total"] == pytest.approx(bf16_loss, rel=0.05)  # bf16's own view agrees
@@ -188,7 +188,7 @@ def test_bf16_network_costs_no_quality():
 def test_evaluate_loss_matches_the_first_step_of_a_run():
     result = stylize("chelsea", "swirls", size=64, steps=1, precision="fp32", progress=False, preview=False)
     photo = examples.load("chelsea", size=64)
-    parts = transfer.evaluate_loss(photo, "chelsea", "swirls")
+    parts = objective.evaluate_loss(photo, "chelsea", "swirls")
     assert parts["style"] == pytest.approx(result.history[0]["style"], rel=1e-4)
     assert parts["content"] == pytest.approx(0.0, abs=1e-6)
 
@@ -204,82 +204,6 @@ def test_coarse_to_fine_plan_and_run():
     assert result.levels[0][0] < 64 and result.levels[-1] == (64, 2)
     assert len(result.history) == 8
     assert max(result.image.shape[-2:]) == 64
-
-
-@pytest.fixture
-def probe(monkeypatch):
-    """A fake probe timer: seconds[(bf16, side)] per call; records the calls; a fresh cache."""
-    monkeypatch.setattr(transfer, "_PRECISION_CHOICES", {})
-    fake = {"seconds": {}, "calls": []}
-
-    def seconds(device, bf16, side):
-        fake["calls"].append((bf16, side))
-        return fake["seconds"][(bf16, "tiny" if side == 16 else "probe")]
-
-    monkeypatch.setattr(transfer, "_probe_seconds", seconds)
-    return fake
-
-
-def test_explicit_precision_is_not_measured(probe):
-    cpu = torch.device("cpu")
-    assert transfer.choose_precision("bf16", cpu) == (True, "bf16, as asked")
-    assert transfer.choose_precision("fp32", cpu) == (False, "fp32, as asked")
-    assert probe["calls"] == []
-    with pytest.raises(ValueError, match="precision"):
-        Settings(precision="fp16")
-
-
-@pytest.mark.parametrize("bf16_seconds, chosen", [(0.5e-3, True), (0.9e-3, False), (1.5e-3, False)])
-def test_auto_precision_follows_the_probe(probe, bf16_seconds, chosen):
-    probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 1e-4, (False, "probe"): 1e-3,
-                        (True, "probe"): bf16_seconds}
-    bf16, why = transfer.choose_precision("auto", torch.device("cpu"))
-    assert bf16 is chosen
-    assert why.startswith("bf16" if chosen else "fp32") and f"{1e-3 / bf16_seconds:.2f}x" in why
-
-
-def test_auto_precision_bails_out_before_timing_emulated_bf16(probe):
-    probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 0.015, (False, "probe"): 1e-3, (True, "probe"): 1.0}
-    bf16, why = transfer.choose_precision("auto", torch.device("cpu"))
-    assert not bf16 and "150x slower" in why
-    assert all(side == 16 for _, side in probe["calls"])      # nothing bigger was run in bf16 (or at all)
-
-
-def test_auto_precision_is_measured_once_per_device_and_restores_threads(probe):
-    probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 1e-4, (False, "probe"): 1e-3, (True, "probe"): 4e-4}
-    threads = torch.get_num_threads()
-    first = transfer.choose_precision("auto", torch.device("cpu"))
-    calls = len(probe["calls"])
-    assert transfer.choose_precision("auto", torch.device("cpu")) == first and len(probe["calls"]) == calls
-    assert transfer.use_bf16("auto", torch.device("cpu")) is True
-    assert torch.get_num_threads() == threads
-
-
-def test_auto_precision_falls_back_to_fp32_when_bf16_fails(monkeypatch):
-    monkeypatch.setattr(transfer, "_PRECISION_CHOICES", {})
-    real = transfer._probe_seconds
-
-    def no_bf16(device, bf16, side):
-        if bf16:
-            raise RuntimeError("no bf16 kernels\nhere")
-        return real(device, bf16, side)
-
-    monkeypatch.setattr(transfer, "_probe_seconds", no_bf16)
-    bf16, why = transfer.choose_precision("auto", torch.device("cpu"))
-    assert not bf16 and why == "fp32: bf16 failed (no bf16 kernels here)"
-
-
-def test_result_says_which_precision_and_why(probe, photo, painting):
-    probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 1e-4, (False, "probe"): 1e-3, (True, "probe"): 2e-3}
-    result = stylize(photo, painting, steps=2, **SMALL)
-    assert result.precision.startswith("fp32: a probe convolution ran 0.50x")
-    assert stylize(photo, painting, steps=2, precision="bf16", **SMALL).precision == "bf16, as asked"
-
-
-def test_probe_times_real_convolutions():
-    cpu = torch.device("cpu")
-    assert 0 < transfer._probe_seconds(cpu, False, 16) < 10
-    assert 0 < transfer._probe_seconds(cpu, True, 16) < 10
 
 
 def test_stopping_rule_ends_a_level_when_the_loss_levels_off(photo, painting):
@@ -319,3 +243,38 @@ def test_a_coarse_level_that_stops_early_leaves_its_steps_to_the_last():
 def test_stopping_rule_settings_are_checked(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         Settings(**bad)
+
+
+def test_a_callback_can_stop_the_run_with_the_best_image_so_far(photo, painting, capsys):
+    seen = []
+
+    def enough(step, image, losses):
+        seen.append((losses["total"], image.clone()))
+        if step == 3:
+            raise transfer.StopRun("good enough")
+
+    result = stylize(photo, painting, steps=20, callback=enough, **SMALL)
+    assert len(result.history) == 3 and not result.interrupted
+    assert result.stopped == result.message == "good enough"
+    assert capsys.readouterr().out.strip() == "good enough"
+    best = min(range(3), key=lambda i: seen[i][0])
+    assert torch.equal(result.image, seen[best][1].clamp(0, 1).cpu())
+
+
+def test_stopping_rule_is_one_function():
+    assert not transfer.levelled_off([5.0, 4.0, 3.0], 0.1, 3)          # not yet window + 1 steps
+    assert not transfer.levelled_off([5.0, 4.0, 3.0, 2.0], 0.1, 3)     # fell by 3.0 > 10 % of 2.0
+    assert transfer.levelled_off([5.0, 2.1, 2.05, 2.0], 0.1, 2)        # fell by 0.1 < 10 % of 2.0
+
+
+def test_coarse_share_sets_the_plan_and_is_checked():
+    assert transfer.plan_levels(Settings(size=512, steps=100, coarse_share=0.5)) == [(256, 50), (512, 50)]
+    for bad in (0.0, 1.0, True, "half"):
+        with pytest.raises(ValueError, match="coarse_share"):
+            Settings(coarse_share=bad)
+
+
+def test_loss_parts_at_scores_like_evaluate_loss(photo, painting):
+    image = torch.rand(1, 3, *photo.shape[-2:], generator=torch.Generator().manual_seed(0))
+    scorer = objective.loss_parts_at(max(photo.shape[-2:]), photo, painting)
+    assert scorer(image) == objective.evaluate_loss(image, photo, painting)

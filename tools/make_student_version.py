@@ -19,15 +19,18 @@ tools/nbgrader_course.py, whose nbgrader configuration uses ``StudentCopy`` from
 
 It refuses, with a one-line error and without writing anything, a notebook whose markers do not pair
 up or that has a solution region in a cell without nbgrader's solution metadata (nbgrader would refuse
-it too).  It writes only into the folder given with --out and prints every file it wrote.
+it too), or that is not a notebook.  It writes only into the folder given with --out, never into notebooks/ or
+below it and never over one of its sources, and prints every file it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import re
 import sys
+import tempfile
 import tokenize
 from pathlib import Path
 
@@ -133,6 +136,24 @@ def student_notebook(nb, name: str = "notebook"):
     return nb
 
 
+def read_student_copy(path: Path):
+    """The notebook at ``path`` and its student copy; StudentCopyError (one line) when either cannot be made."""
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except OSError as err:
+        raise StudentCopyError(f"cannot read {path}: {err.strerror or err}") from None
+    except Exception as err:  # not JSON, or JSON that is not a notebook: nbformat raises many kinds
+        raise StudentCopyError(f"{path.name} is not a Jupyter notebook ({type(err).__name__}): "
+                               "save it from Jupyter again or leave it out") from None
+    try:
+        return nb, student_notebook(nb, path.name)
+    except StudentCopyError:
+        raise
+    except Exception as err:  # valid JSON with cells of the wrong shape
+        raise StudentCopyError(f"{path.name} is not a Jupyter notebook ({type(err).__name__}: "
+                               f"{one_line(err)}): save it from Jupyter again or leave it out") from None
+
+
 class StudentCopy(Preprocessor):
     """For nbgrader's generate_assignment, in place of its ClearOutput: tags, tooling comments, outputs.
 
@@ -152,30 +173,77 @@ class StudentCopy(Preprocessor):
         return student_cell(cell, stub=False), resources
 
 
+SOLUTIONS = Path(__file__).resolve().parent.parent / "notebooks"   # the solution notebooks: never written into
+
+
+def same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b) or a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def out_problem(out: Path, sources: list[Path]) -> str | None:
+    """Why the student copies of ``sources`` may not be written into the folder ``out``, or None."""
+    folder = out.expanduser().resolve()
+    existing = next(path for path in [folder, *folder.parents] if path.exists())
+    if not existing.is_dir():
+        return f"--out {out}: {existing} is a file, not a folder: give a folder"
+    if folder == SOLUTIONS or SOLUTIONS in folder.parents:
+        return (f"--out {out} is inside {SOLUTIONS.name}/, the folder of the solution notebooks: choose a folder "
+                "outside it")
+    names = [path.name for path in sources]
+    twice = next((name for name in names if names.count(name) > 1), None)
+    if twice:
+        return f"two notebooks are named {twice}: their copies would overwrite each other"
+    for target in (folder / name for name in names):
+        source = next((path for path in sources if same_file(target, path)), None)
+        if source is not None:
+            return f"--out {out} would overwrite the source {source} (the notebooks' own folder): choose another one"
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebook in notebooks/")
     parser.add_argument("--out", type=Path, required=True, help="folder to write the student copies into")
     args = parser.parse_args(argv)
-    paths = args.notebooks or sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+    paths = args.notebooks or sorted(SOLUTIONS.glob("*.ipynb"))
     if not paths:
         print("error: no notebooks found: name them on the command line", file=sys.stderr)
         return 1
     converted = []
     for path in paths:
         try:
-            converted.append((path, student_notebook(nbformat.read(path, as_version=4), path.name)))
-        except (StudentCopyError, OSError, nbformat.ValidationError) as err:
+            converted.append((path, read_student_copy(path)[1]))
+        except StudentCopyError as err:
             print(f"error: {err}; nothing written", file=sys.stderr)
             return 1
-    if any((args.out / path.name).resolve() == path.resolve() for path, _ in converted):
-        print("error: --out is the notebooks' own folder: choose another one; nothing written", file=sys.stderr)
+    problem = out_problem(args.out, paths)
+    if problem:
+        print(f"error: {problem}; nothing written", file=sys.stderr)
         return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    for path, nb in converted:
-        nbformat.write(nb, args.out / path.name)
-        print(f"wrote {args.out / path.name}")
+    written = []
+    try:  # each copy goes to a temporary file first: on failure no copy is half-written or left behind
+        args.out.mkdir(parents=True, exist_ok=True)
+        for path, nb in converted:
+            with tempfile.NamedTemporaryFile("w", dir=args.out, suffix=".part", delete=False,
+                                             encoding="utf-8") as part:
+                written.append((Path(part.name), args.out / path.name))
+                nbformat.write(nb, part)
+        for part, target in written:
+            os.replace(part, target)
+            print(f"wrote {target}")
+    except OSError as err:
+        for part, _ in written:
+            part.unlink(missing_ok=True)
+        print(f"error: cannot write into {args.out}: {one_line(err)}", file=sys.stderr)
+        return 1
     return 0
+
+
+def one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 if __name__ == "__main__":

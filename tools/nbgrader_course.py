@@ -12,15 +12,18 @@ Writes, and prints, only these paths inside COURSE_DIR:
 Then, inside COURSE_DIR (needs `pip install -e ".[teach]"`):
   nbgrader generate_assignment 01_content_loss     # release/01_content_loss/: the student copy
   nbgrader autograde 01_content_loss               # grades submitted/<student>/01_content_loss/
-Existing files are left alone unless --force is given; nothing is written when a notebook is refused.
+Existing files are left alone unless --force is given.  Nothing is written (one line says why) when a notebook
+is refused or is not a notebook, when COURSE_DIR is a file or lies inside notebooks/, when a folder stands where a
+file goes (or the reverse), or when a file would be copied onto itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import shutil
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -79,10 +82,37 @@ def course_files(notebooks: list[Path], quick: bool = True) -> dict[str, str | P
         "nst_student_copy.py": TOOLS / "make_student_version.py",
     }
     for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
-        rules.student_notebook(nb, path.name)          # raises StudentCopyError on a notebook nbgrader would refuse
+        rules.read_student_copy(path)          # raises StudentCopyError on a notebook nbgrader would refuse
         files[f"source/{path.stem}/{path.name}"] = path
     return files
+
+
+def target_problem(course_dir: Path, files: dict[str, str | Path], force: bool) -> str | None:
+    """Why ``files`` may not be written into ``course_dir``, or None: checked before anything is written."""
+    folder = course_dir.expanduser().resolve()
+    if folder == rules.SOLUTIONS or rules.SOLUTIONS in folder.parents:
+        return f"{course_dir} is inside {rules.SOLUTIONS.name}/, the folder of the solution notebooks: choose another"
+    sources = [content for content in files.values() if isinstance(content, Path)]
+    above = next(path for path in [folder, *folder.parents] if path.exists())
+    if not above.is_dir():
+        return f"{course_dir}: {above} is a file, not a folder: give a folder (it is made when missing)"
+    existing = []
+    for name in files:
+        target = course_dir / name
+        parent = next((course_dir / path for path in reversed(Path(name).parents) if path != Path(".")
+                       and (course_dir / path).exists() and not (course_dir / path).is_dir()), None)
+        if parent is not None:
+            return f"{parent} is a file where a folder should be: move it away"
+        if target.is_dir():
+            return f"{target} is a folder where a file should be: move it away"
+        source = next((path for path in sources if rules.same_file(target, path)), None)
+        if source is not None:
+            return f"{target} is one of the notebooks to copy ({source}): it cannot be its own copy"
+        if target.exists():
+            existing.append(target)
+    if existing and not force:
+        return f"{existing[0]} exists ({len(existing)} file(s) in all): use --force to overwrite them"
+    return None
 
 
 def exercises(nb) -> list[tuple[str, int]]:
@@ -108,22 +138,29 @@ def main(argv=None) -> int:
         return 1
     try:
         files = course_files(notebooks, quick=not args.full)
-    except (rules.StudentCopyError, OSError, nbformat.ValidationError) as err:
+    except rules.StudentCopyError as err:
         print(f"error: {err}; nothing written", file=sys.stderr)
         return 1
-    existing = [name for name in files if (args.course_dir / name).exists()]
-    if existing and not args.force:
-        print(f"error: {args.course_dir / existing[0]} exists ({len(existing)} file(s) in all): "
-              "use --force to overwrite them; nothing written", file=sys.stderr)
+    problem = target_problem(args.course_dir, files, args.force)
+    if problem:
+        print(f"error: {problem}; nothing written", file=sys.stderr)
         return 1
-    for name, content in files.items():
-        target = args.course_dir / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, Path):
-            shutil.copyfile(content, target)
-        else:
-            target.write_text(content)
-        print(f"wrote {target}")
+    parts = []
+    try:  # every file goes to a temporary file next to its place first: nothing is half-written on failure
+        for name, content in files.items():
+            target = args.course_dir / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("wb", dir=target.parent, suffix=".part", delete=False) as part:
+                parts.append((Path(part.name), target))
+                part.write(content.read_bytes() if isinstance(content, Path) else content.encode())
+        for part, target in parts:
+            os.replace(part, target)
+            print(f"wrote {target}")
+    except OSError as err:
+        for part, _ in parts:
+            part.unlink(missing_ok=True)
+        print(f"error: cannot write into {args.course_dir}: {rules.one_line(err)}", file=sys.stderr)
+        return 1
     for path in notebooks:
         graded = exercises(nbformat.read(path, as_version=4))
         print(f"assignment {path.stem}: {len(graded)} graded cell(s), {sum(p for _, p in graded)} point(s)")

@@ -6,8 +6,8 @@
 Reading time: prose at 150 words a minute plus code at 10 lines a minute (reading, not running).
 Exercises: the notebooks' nbgrader metadata (solution cells and the autograded cells after them).
 Mistakes: the mistake ids and titles that each check named in a cell can report, read from the
-source of nst_helpers/checks.py (its `_Mistake(id, title, ...)` calls and `(id, title, advice)` tuples,
-following the helpers each check calls).  Running times come from `python tools/build_notebooks.py --quick`
+source of the nst_helpers/checks package (its `Mistake(id, title, ...)` calls, `(id, title, advice)` tuples
+and `{id: (title, advice)}` tables, following the helpers each check calls).  Running times come from `python tools/build_notebooks.py --quick`
 (quick mode) and the last full build (default mode): build_notebooks prints them as a table too.
 """
 
@@ -57,8 +57,11 @@ def _mistakes_in(node) -> list[tuple[str, str]]:
     """(id, title) pairs written directly in ``node``: `_Mistake(id, title, ...)` and `(..., id, title, ...)`."""
     found = []
     for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and getattr(sub.func, "id", "") == "_Mistake" and len(sub.args) >= 2:
+        if isinstance(sub, ast.Call) and getattr(sub.func, "id", "") in ("Mistake", "_Mistake") and len(sub.args) >= 2:
             pairs = [(_text(sub.args[0]), _text(sub.args[1]))]
+        elif isinstance(sub, ast.Dict):
+            pairs = [(_text(key), re.sub(r"\{\w+\}", "…", _text(value.elts[0]) or ""))
+                     for key, value in zip(sub.keys, sub.values) if isinstance(value, ast.Tuple) and value.elts]
         elif isinstance(sub, ast.Tuple):
             texts = [_text(item) for item in sub.elts]
             pairs = [(a, b) for a, b in zip(texts, texts[1:]) if a and "_" in a][:1]
@@ -118,7 +121,8 @@ def tables(notebooks: list[Path], checks_source: str) -> str:
 
 def main(argv=None) -> int:
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    print(tables(notebooks, (ROOT / "nst_helpers" / "checks.py").read_text()))
+    sources = sorted((ROOT / "nst_helpers" / "checks").glob("*.py"))
+    print(tables(notebooks, "\n".join(path.read_text() for path in sources)))
     return 0
 
 

@@ -127,7 +127,7 @@ def test_guided_gram_passes_the_reference_and_a_right_answer():
 
 @pytest.mark.parametrize("fn, mistake", [
     (guided_no_area, "no_area"), (guided_mean_not_square, "mean_not_square"), (guided_batch_area, "whole_batch_area"),
-    (guided_unnormalised, "unnormalised"), (guided_detached, "not_differentiable"), (guided_inf, "not_finite"),
+    (guided_unnormalised, "not_normalized"), (guided_detached, "not_differentiable"), (guided_inf, "not_finite"),
     (lambda features, mask: gram_matrix(features)[:1], "wrong_shape")])
 def test_guided_gram_names_the_mistake(fn, mistake):
     result = checks.check_guided_gram(fn, graded=False)
@@ -145,3 +145,31 @@ def test_failed_check_raises_in_grading_mode(monkeypatch):
         checks.check_guided_gram(guided_no_area)
     with pytest.raises(checks.ExerciseFailed):
         checks.check_match_histogram(mean_only)
+
+
+# --- changes in place and NumPy results cannot pass --------------------------------------------------------
+
+def match_zeroes_the_content(style, content):
+    out = controls.match_histogram(style, content)
+    content.zero_()
+    return out
+
+
+def match_numpy(style, content):
+    return controls.match_histogram(style, content).numpy()
+
+
+def guided_zeroes_the_mask(features, mask):
+    out = controls.guided_gram(features, mask)
+    mask.zero_()
+    return out
+
+
+@pytest.mark.parametrize("check, fn, mistake", [
+    (checks.check_match_histogram, match_zeroes_the_content, "modifies_input"),
+    (checks.check_match_histogram, match_numpy, "not_a_tensor"),
+    (checks.check_guided_gram, guided_zeroes_the_mask, "modifies_input"),
+])
+def test_changes_in_place_and_numpy_results_are_named(check, fn, mistake):
+    result = check(fn, graded=False)
+    assert not result and result.mistake == mistake, result.message

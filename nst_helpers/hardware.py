@@ -1,0 +1,166 @@
+"""Hardware choices of a run (notebook 05): the precision the VGG runs in, and whether a run fits in memory.
+
+    bf16, why = choose_precision("auto", device)    # measured once per device and process
+    check_memory(opts)                              # MemoryError (one line) before any work, when it cannot fit
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .settings import MIN_SIZE, Settings
+from .vgg import default_device
+
+__all__ = ["choose_precision", "estimate_memory_gb", "available_memory_gb", "largest_size_that_fits",
+           "check_memory"]
+
+# Peak memory of a run (BENCHMARKS.md, peak RSS by size, fp32 on a CPU): about 0.9 GB for Python, torch and the
+# weights, plus about 2.6 GB per million pixels of the result, the activations kept for the backward pass.
+BASE_MEMORY_GB = 0.9
+MEMORY_GB_PER_MEGAPIXEL = 2.6
+PROBE_MARGIN = 1.2     # "auto" picks bf16 only where the probe runs at least this much faster in it
+_PRECISION_CHOICES: dict[str, tuple[bool, str]] = {}   # device -> (bf16?, why), measured once per process
+
+
+def choose_precision(precision: str, device: torch.device) -> tuple[bool, str]:
+    """(bf16?, why).  "auto" times a small convolution forward + backward in both precisions on first use (notebook 05)
+    per device (tens of milliseconds) and keeps the answer for the process.
+
+    Why measure: the same bf16 instructions are 2x faster than fp32 on one CPU, 1.6x slower on another and
+    ~150x slower where they are emulated (BENCHMARKS.md); no flag tells these apart reliably.
+    """
+    if precision != "auto":
+        return precision == "bf16", f"{precision}, as asked"
+    key = str(device)
+    if key not in _PRECISION_CHOICES:
+        _PRECISION_CHOICES[key] = _probe_precision(device)
+    return _PRECISION_CHOICES[key]
+
+
+def _probe_precision(device: torch.device) -> tuple[bool, str]:
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return False, "fp32: this GPU has no bf16"
+
+    def fastest(bf16: bool, side: int, repeats: int) -> float:   # the minimum: other work only adds time
+        return min(_probe_seconds(device, bf16, side) for _ in range(repeats))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # one core: the ratio is the same, and other programs' load disturbs it less
+    try:
+        fastest(False, 16, 1), fastest(True, 16, 1)                # warm-up (first calls set up kernels)
+        tiny_fp32, tiny_bf16 = fastest(False, 16, 2), fastest(True, 16, 2)
+        if tiny_bf16 > 5 * tiny_fp32:                               # emulated: don't time anything bigger
+            return False, f"fp32: bf16 was {tiny_bf16 / tiny_fp32:.0f}x slower on a tiny convolution"
+        side = 32 if device.type == "cpu" else 128
+        fp32 = bf16 = float("inf")
+        for _ in range(4):                                          # interleaved, so that load hits both
+            fp32, bf16 = min(fp32, fastest(False, side, 1)), min(bf16, fastest(True, side, 1))
+    except RuntimeError as err:                                     # e.g. no bf16 kernels on this device
+        return False, f"fp32: bf16 failed ({' '.join(str(err).split())[:80]})"
+    finally:
+        torch.set_num_threads(threads)
+    speed = fp32 / bf16
+    chosen = "bf16" if speed >= PROBE_MARGIN else "fp32"
+    return chosen == "bf16", f"{chosen}: a probe convolution ran {speed:.2f}x as fast in bf16 as in fp32 " \
+                             f"({bf16 * 1e3:.1f} vs {fp32 * 1e3:.1f} ms)"
+
+
+def _probe_seconds(device: torch.device, bf16: bool, side: int) -> float:
+    """Seconds for two 3x3 convolutions (64 channels, side x side pixels) forward and backward."""
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, side, side, generator=generator).to(device).requires_grad_(True)
+    weight = (torch.randn(64, 64, 3, 3, generator=generator) * 0.05).to(device)
+    # On the CPU (one thread, see _probe_precision) count the CPU time of this thread: time spent waiting
+    # while other programs run does not count.  Elsewhere, wall time after the device has finished.
+    clock = time.thread_time if device.type == "cpu" else time.perf_counter
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync()
+    started = clock()
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        y = F.conv2d(F.relu(F.conv2d(x, weight, padding=1)), weight, padding=1)
+    y.float().square().mean().backward()
+    sync()
+    return clock() - started
+
+
+def estimate_memory_gb(height: int, width: int) -> float:
+    """Peak memory of a run whose result is ``height`` x ``width`` pixels, in GB (2**30 bytes) (notebook 05).
+
+    A straight line through the peaks measured on a CPU in fp32 (BENCHMARKS.md: 1.37 GB at 512 x 341,
+    4.93 GB at 1536 x 1022): BASE_MEMORY_GB for Python, torch and the weights, plus
+    MEMORY_GB_PER_MEGAPIXEL for every million pixels, the activations that the backward pass needs.
+    """
+    return BASE_MEMORY_GB + MEMORY_GB_PER_MEGAPIXEL * height * width / 1e6
+
+
+def available_memory_gb(device: torch.device | str | None = None) -> float | None:
+    """Memory a run can still use on ``device``, in GB; None when unknown (then nothing is checked) (notebook 05).
+
+    CUDA: the GPU's free memory.  CPU on Linux: MemAvailable, lowered by a cgroup limit (containers) or
+    an address-space limit (``ulimit -v``) when there is one.  Elsewhere: None.
+    """
+    device = torch.device(device) if device is not None else default_device()
+    if device.type == "cuda":
+        try:
+            return torch.cuda.mem_get_info(device)[0] / 2**30
+        except (RuntimeError, AssertionError):  # no usable GPU: the run itself will say so
+            return None
+    if device.type != "cpu":
+        return None
+    try:
+        free = [_kib_line("/proc/meminfo", "MemAvailable:") * 1024]
+    except (OSError, ValueError, IndexError):
+        return None
+    try:
+        limit, used = (Path("/sys/fs/cgroup/memory.max").read_text().strip(),
+                       Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        if limit.isdigit():
+            free.append(int(limit) - int(used))
+    except (OSError, ValueError):
+        pass
+    try:
+        import resource
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft != resource.RLIM_INFINITY:
+            free.append(soft - _kib_line("/proc/self/status", "VmSize:") * 1024)
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return max(0.0, min(free)) / 2**30
+
+
+def _kib_line(path: str, key: str) -> int:
+    line = next(line for line in Path(path).read_text().splitlines() if line.startswith(key))
+    return int(line.split()[1])
+
+
+def largest_size_that_fits(available_gb: float) -> int:
+    """The largest size (long side, a multiple of 16) of a square result that fits in ``available_gb`` (notebook 05)."""
+    side = math.sqrt(max(0.0, available_gb) / MEMORY_GB_PER_MEGAPIXEL * 1e6)
+    return max(MIN_SIZE, int(side) // 16 * 16)
+
+
+def check_memory(opts: Settings) -> None:
+    """Raise MemoryError (one line, with the largest size that fits) when a run of ``opts`` would not fit (notebook 05).
+
+    The image's aspect ratio is not known before it is loaded, so this assumes a square of the larger of
+    ``size`` and the style's side (``style_size``, or ``style_scale`` times ``size``): a bound from above.
+    Python, torch and the weights are already loaded, so only the growing part of ``estimate_memory_gb`` is
+    compared with what is available.
+    """
+    available = available_memory_gb(opts.device)
+    if available is None:
+        return
+    style_name = "style_size" if opts.style_size else "style_scale"  # the style's side, however it was set
+    name, side = max(("size", opts.size), (style_name, opts.style_long_side), key=lambda pair: pair[1])
+    needed = estimate_memory_gb(side, side) - BASE_MEMORY_GB
+    if needed > available:
+        largest = largest_size_that_fits(available)
+        asked, fits = (f"{opts.style_scale:g} (a {side} px style image)", f"{largest / opts.size:.2f}") \
+            if name == "style_scale" else (side, largest)
+        raise MemoryError(f"{name}={asked} needs about {needed:.1f} GB of memory for a square image but "
+                          f"{available:.1f} GB are available: use {name}={fits} or less")

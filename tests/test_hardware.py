@@ -1,0 +1,108 @@
+"""The hardware choices (hardware.py): the precision probe; see test_hardening.py for the memory checks."""
+
+import pytest
+import torch
+
+from nst_helpers import examples, hardware, inputs
+from nst_helpers.settings import Settings
+from nst_helpers.transfer import stylize
+
+SMALL = dict(size=48, progress=False, preview=False)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    return examples.load("chelsea", size=48)
+
+
+@pytest.fixture(scope="module")
+def painting():
+    return examples.load("swirls", size=64)
+
+
+@pytest.fixture
+def probe(monkeypatch):
+    """A fake probe timer: seconds[(bf16, side)] per call; records the calls; a fresh cache."""
+    monkeypatch.setattr(hardware, "_PRECISION_CHOICES", {})
+    fake = {"seconds": {}, "calls": []}
+
+    def seconds(device, bf16, side):
+        fake["calls"].append((bf16, side))
+        return fake["seconds"][(bf16, "tiny" if side == 16 else "probe")]
+
+    monkeypatch.setattr(hardware, "_probe_seconds", seconds)
+    return fake
+
+
+def test_explicit_precision_is_not_measured(probe):
+    cpu = torch.device("cpu")
+    assert hardware.choose_precision("bf16", cpu) == (True, "bf16, as asked")
+    assert hardware.choose_precision("fp32", cpu) == (False, "fp32, as asked")
+    assert probe["calls"] == []
+    with pytest.raises(ValueError, match="precision"):
+        Settings(precision="fp16")
+
+
+@pytest.mark.parametrize("bf16_seconds, chosen", [(0.5e-3, True), (0.9e-3, False), (1.5e-3, False)])
+def test_auto_precision_follows_the_probe(probe, bf16_seconds, chosen):
+    probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 1e-4, (False, "probe"): 1e-3,
+                        (True, "probe"): bf16_seconds}
+    bf16, why = hardware.choose_precision("auto", torch.device("cpu"))
+    assert bf16 is chosen
+    assert why.startswith("bf16" if chosen else "fp32") and f"{1e-3 / bf16_seconds:.2f}x" in why
+
+
+def test_auto_precision_bails_out_before_timing_emulated_bf16(probe):
+    probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 0.015, (False, "probe"): 1e-3, (True, "probe"): 1.0}
+    bf16, why = hardware.choose_precision("auto", torch.device("cpu"))
+    assert not bf16 and "150x slower" in why
+    assert all(side == 16 for _, side in probe["calls"])      # nothing bigger was run in bf16 (or at all)
+
+
+def test_auto_precision_is_measured_once_per_device_and_restores_threads(probe):
+    probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 1e-4, (False, "probe"): 1e-3, (True, "probe"): 4e-4}
+    threads = torch.get_num_threads()
+    first = hardware.choose_precision("auto", torch.device("cpu"))
+    calls = len(probe["calls"])
+    assert hardware.choose_precision("auto", torch.device("cpu")) == first and len(probe["calls"]) == calls
+    assert hardware.choose_precision("auto", torch.device("cpu"))[0] is True
+    assert torch.get_num_threads() == threads
+
+
+def test_auto_precision_falls_back_to_fp32_when_bf16_fails(monkeypatch):
+    monkeypatch.setattr(hardware, "_PRECISION_CHOICES", {})
+    real = hardware._probe_seconds
+
+    def no_bf16(device, bf16, side):
+        if bf16:
+            raise RuntimeError("no bf16 kernels\nhere")
+        return real(device, bf16, side)
+
+    monkeypatch.setattr(hardware, "_probe_seconds", no_bf16)
+    bf16, why = hardware.choose_precision("auto", torch.device("cpu"))
+    assert not bf16 and why == "fp32: bf16 failed (no bf16 kernels here)"
+
+
+def test_result_says_which_precision_and_why(probe, photo, painting):
+    probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 1e-4, (False, "probe"): 1e-3, (True, "probe"): 2e-3}
+    result = stylize(photo, painting, steps=2, **SMALL)
+    assert result.precision.startswith("fp32: a probe convolution ran 0.50x")
+    assert stylize(photo, painting, steps=2, precision="bf16", **SMALL).precision == "bf16, as asked"
+
+
+def test_probe_times_real_convolutions():
+    cpu = torch.device("cpu")
+    assert 0 < hardware._probe_seconds(cpu, False, 16) < 10
+    assert 0 < hardware._probe_seconds(cpu, True, 16) < 10
+
+
+@pytest.mark.parametrize("scale", [60, 1e6])
+def test_a_huge_style_scale_is_refused_before_any_work(monkeypatch, scale):
+    monkeypatch.setattr(hardware, "available_memory_gb", lambda device=None: 2.0)
+    monkeypatch.setattr(inputs, "load_any", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(MemoryError) as err:
+        stylize("chelsea", "swirls", size=64, style_scale=scale, steps=1, progress=False, preview=False)
+    text = str(err.value)
+    largest = hardware.largest_size_that_fits(2.0)
+    assert "\n" not in text and f"style_scale={scale:g}" in text and f"style_scale={largest / 64:.2f}" in text
+    hardware.check_memory(Settings(size=64, style_scale=float(f"{largest / 64:.2f}")))  # the advice fits
