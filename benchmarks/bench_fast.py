@@ -35,7 +35,7 @@ from _common import header, median, table  # noqa: E402
 from nst_helpers import examples  # noqa: E402
 from nst_helpers.fast import HELD_OUT, load_network, styles_with_network, stylize_fast  # noqa: E402
 from nst_helpers.images import load_image, save_image  # noqa: E402
-from nst_helpers.transfer import evaluate_loss, stylize  # noqa: E402
+from nst_helpers import evaluate_loss, stylize  # noqa: E402
 
 SIZES = (256, 512, 1024)
 

@@ -93,7 +93,7 @@ def stylize_fast(photo, style=None, *, network=None, size: int | None = 512, ble
     blend:   with a list of styles, one weight per style (None: equal); weights are divided by their sum.
     device:  where to run (default: the CPU, fast enough for one pass; "cuda" if you have one).
     """
-    from ..transfer import load_any
+    from ..inputs import load_any
 
     if network is None and style is None:
         raise ValueError(f"give a style (one of {', '.join(styles_with_network())}) or a network file")
