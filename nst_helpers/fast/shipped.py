@@ -23,10 +23,9 @@ __all__ = ["SHIPPED", "styles_with_network", "load_network", "stylize_fast", "sh
 
 # File in nst_helpers/data/networks -> (SHA-256, the styles it holds, in order).  Trained by this project
 # with tools/train_fast_networks.py from the shipped paintings (see README, credits).
-SHIPPED: dict[str, tuple[str, tuple[str, ...]]] = {
-    "paintings.pt": ("e746ff28c089a414ed79a99117546d20999fa7a1214e21c87dad61a4a0a09c3c",
-                     ("starry_night", "great_wave", "composition_vii", "water_lilies")),
-}
+# None yet: the first training run did not reach a quality worth shipping (BENCHMARKS.md, F2); until one
+# does, --fast needs a network file of your own (nst-train-fast).
+SHIPPED: dict[str, tuple[str, tuple[str, ...]]] = {}
 
 _CACHE: dict[str, TransformNet] = {}
 

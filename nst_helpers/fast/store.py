@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -52,7 +53,9 @@ def read_file(path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no network file {path}")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():   # a foreign pickle's protocol warning: the one-line error says enough
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # the unpickler's errors vary: zip, EOF, pickle, runtime
         reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
         raise ValueError(f"{path.name} is not a network file of nst_helpers ({reason}); train one with "
