@@ -1,4 +1,4 @@
-"""The hardware choices (hardware.py): the precision probe; see test_hardening.py for the memory checks."""
+"""The hardware choices (hardware.py): the precision probe, the memory estimate and the checks before any work."""
 
 import pytest
 import torch
