@@ -18,6 +18,7 @@ from pathlib import Path
 
 from . import _interrupt, controls, examples, images, levels, transfer
 from .cli_paths import input_at, nothing_saved, output_path, unwritable
+from .setting_errors import SettingError, TooLargeError
 from .settings import split_init
 
 __all__ = ["main", "build_parser"]
@@ -166,16 +167,14 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
         opts = _opts(settings)
         controls.blend_matrix(opts.style_blend, len(args.style), opts.style_layers)
     except ValueError as err:
-        parser.error(str(err).replace("style_blend", "--style-blend").replace("style_scale", "--style-scale")
-                     .replace("style_size", "--style-size"))
+        parser.error(_in_options(err))
     if args.masks is not None and len(args.masks) != len(args.style):
         parser.error(f"--masks got {len(args.masks)} mask(s) for {len(args.style)} STYLE image(s): give one mask "
                      "per style")
     try:
         transfer.check_memory(opts)
-    except MemoryError as err:  # in the command line's words: --size, --style-size
-        parser.error(str(err).replace("style_size=", "--style-size ").replace("style_scale=", "--style-scale ")
-                     .replace("size=", "--size "))
+    except MemoryError as err:
+        parser.error(_in_options(err))
     clash = input_at(args.output, _inputs(args))
     if clash:
         parser.error(f"-o {args.output!r} is the same file as the {clash}: give another output name, "
@@ -184,6 +183,17 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
     if problem:
         parser.error(f"cannot write {args.output!r}: {problem}")
     return args, settings
+
+
+def _in_options(err: Exception) -> str:
+    """An error's message, naming settings as the command line does (--style-blend, --size 64, ...)."""
+    return err.worded(_option) if isinstance(err, (SettingError, TooLargeError)) else str(err)
+
+
+def _option(field: str, value=None) -> str:
+    """A setting in the command line's words: ``--style-scale``, ``--size 4096`` (other names as they are)."""
+    option = "--" + field.replace("_", "-") if field in DEFAULTS else field
+    return option if value is None else f"{option} {value}"
 
 
 def _inputs(args: argparse.Namespace) -> list[tuple[str, str]]:

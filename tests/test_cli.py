@@ -165,7 +165,7 @@ BAD_INPUTS = {  # name: (argv, exit code, a piece of the one-line message)
     "tiny size": (["chelsea", "swirls", "-o", OUT, "--size", "4"], 2, "size"),
     "zero steps": (["chelsea", "swirls", "-o", OUT, "--steps", "0"], 2, "--steps"),
     "zero style size": (["chelsea", "swirls", "-o", OUT, "--style-size", "0"], 2, "--style-size"),
-    "negative weight": (["chelsea", "swirls", "-o", OUT, "--style-weight", "-1"], 2, "style_weight"),
+    "negative weight": (["chelsea", "swirls", "-o", OUT, "--style-weight", "-1"], 2, "--style-weight"),
     "unknown optimizer": (["chelsea", "swirls", "-o", OUT, "--optimizer", "sgd"], 2, "sgd"),
     "unknown pooling": (["chelsea", "swirls", "-o", OUT, "--pooling", "min"], 2, "min"),
     "missing style": (["chelsea", "-o", OUT], 2, "STYLE"),
