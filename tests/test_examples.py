@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_helpers import examples, images
+from nst_helpers import examples, images, patterns
 from nst_helpers.images import load_image
 
 PAINTINGS = ["starry_night", "great_wave", "composition_vii", "water_lilies"]
@@ -103,7 +103,7 @@ def test_photos_do_not_use_skimage_fetchers(monkeypatch):
 
 @pytest.mark.parametrize("name", ["swirls", "mosaic", "waves"])
 def test_styles_are_deterministic_colourful_and_textured(name):
-    generator = examples._GENERATORS[name]
+    generator = patterns.GENERATORS[name]
     first = generator()
     assert first.shape == (512, 512, 3) and first.dtype == np.uint8
     generator.cache_clear()
