@@ -13,19 +13,18 @@ import contextlib
 import dataclasses
 import difflib
 import io
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from . import _interrupt, controls, examples, images, levels, transfer
+from .cli_paths import input_at, nothing_saved, output_path, unwritable
+from .setting_errors import SettingError, TooLargeError
 from .settings import split_init
 from .fast import cli as fast_cli
 
 __all__ = ["main", "build_parser"]
 
 PROG = "nst-stylize"
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
 # Every default comes from transfer.Settings: one place for settings.
 DEFAULTS = {field.name: field.default for field in dataclasses.fields(transfer.Settings)}
 
@@ -61,14 +60,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _output_path(text: str) -> str:
-    if Path(text).suffix.lower() not in OUTPUT_SUFFIXES:
-        raise argparse.ArgumentTypeError(f"{text!r} must end in .png, .jpg or .jpeg")
-    if Path(text).expanduser().is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder: give a file name such as {text.rstrip('/')}/out.png")
-    return text
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):
         """A usage error: one line on stderr, exit code 2."""
@@ -84,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the photo to repaint: a file, an http(s) URL or an example name such as chelsea")
     parser.add_argument("style", metavar="STYLE", nargs="*",
                         help="the style image(s): files, http(s) URLs or example names such as swirls")
-    parser.add_argument("-o", "--output", metavar="OUT", type=_output_path,
+    parser.add_argument("-o", "--output", metavar="OUT", type=output_path,
                         help="where to save the result: a .png, .jpg or .jpeg file (written only on success)")
     parser.add_argument("--size", metavar="PX", type=_positive_int, default=DEFAULTS["size"],
                         help="long side of the result in pixels; time grows with the pixel count "
@@ -180,63 +171,43 @@ def _parse(parser: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, d
         opts = _opts(settings)
         controls.blend_matrix(opts.style_blend, len(args.style), opts.style_layers)
     except ValueError as err:
-        parser.error(str(err).replace("style_blend", "--style-blend").replace("style_scale", "--style-scale")
-                     .replace("style_size", "--style-size"))
+        parser.error(_in_options(err))
     if args.masks is not None and len(args.masks) != len(args.style):
         parser.error(f"--masks got {len(args.masks)} mask(s) for {len(args.style)} STYLE image(s): give one mask "
                      "per style")
     try:
         transfer.check_memory(opts)
-    except MemoryError as err:  # in the command line's words: --size, --style-size
-        parser.error(str(err).replace("style_size=", "--style-size ").replace("style_scale=", "--style-scale ")
-                     .replace("size=", "--size "))
-    clash = _input_at(args.output, args)
+    except MemoryError as err:
+        parser.error(_in_options(err))
+    clash = input_at(args.output, _inputs(args))
     if clash:
         parser.error(f"-o {args.output!r} is the same file as the {clash}: give another output name, "
                      "so that the input is not overwritten")
-    problem = _unwritable(args.output)
+    problem = unwritable(args.output)
     if problem:
         parser.error(f"cannot write {args.output!r}: {problem}")
     return args, settings
 
 
-def _input_at(output: str, args: argparse.Namespace) -> str | None:
-    """Which input file OUT would overwrite (also through links or another spelling of the path), or None."""
+def _in_options(err: Exception) -> str:
+    """An error's message, naming settings as the command line does (--style-blend, --size 64, ...)."""
+    return err.worded(_option) if isinstance(err, (SettingError, TooLargeError)) else str(err)
+
+
+def _option(field: str, value=None) -> str:
+    """A setting in the command line's words: ``--style-scale``, ``--size 4096`` (other names as they are)."""
+    option = "--" + field.replace("_", "-") if field in DEFAULTS else field
+    return option if value is None else f"{option} {value}"
+
+
+def _inputs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The input files, each with how a message names it."""
     inputs = [(f"CONTENT image {args.content!r}", args.content)]
     inputs += [(f"STYLE image {source!r}", source) for source in args.style]
     inputs += [(f"mask {mask!r}", mask) for mask in args.masks or []]
     if args.init not in ("content", "noise", "style"):
         inputs.append((f"--init image {args.init!r}", args.init))
-    out = Path(output).expanduser()
-    for name, source in inputs:
-        path = Path(source).expanduser()
-        try:
-            same = os.path.samefile(out, path) if out.exists() and path.exists() else out.resolve() == path.resolve()
-        except (OSError, ValueError):
-            same = False
-        if same:
-            return name
-    return None
-
-
-def _unwritable(output: str) -> str | None:
-    """Why OUT cannot be written, or None: tried before the run by making a temporary file in its folder."""
-    folder = Path(output).expanduser().absolute().parent
-    while not folder.exists() and folder != folder.parent:  # missing folders are made when saving
-        folder = folder.parent
-    if not folder.is_dir():
-        return f"{folder} is a file, not a folder"
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        return err.strerror or str(err)
-    return None
-
-
-def _nothing_saved(output: str) -> str:
-    left = f"; {output} was left as it was" if Path(output).expanduser().exists() else ""
-    return f"nothing was saved{left}"
+    return inputs
 
 
 def list_examples() -> str:
@@ -290,7 +261,7 @@ def _run(args: argparse.Namespace, settings: dict) -> int:
         lines = captured.getvalue().splitlines()
     steps = len(result.history)
     if result.interrupted and steps == 0:
-        print(f"{PROG}: interrupted before the first step finished; {_nothing_saved(args.output)}", file=sys.stderr)
+        print(f"{PROG}: interrupted before the first step finished; {nothing_saved(args.output)}", file=sys.stderr)
         return 130
     if result.interrupted:
         saved = images.save_image(result.image, args.output)
@@ -329,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         _interrupt.raise_on_ctrl_c()  # Ctrl-C now raises KeyboardInterrupt: stylize keeps the best image so far
         return _run(args, settings)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; {_nothing_saved(args.output)}", file=sys.stderr)
+        print(f"{PROG}: interrupted; {nothing_saved(args.output)}", file=sys.stderr)
         return 130
     except Exception as err:  # one line, no traceback: the message says what to do
         print(f"{PROG}: error: {_one_line(err)}", file=sys.stderr)

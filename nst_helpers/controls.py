@@ -22,6 +22,7 @@ from PIL import Image
 
 from . import images
 from .losses import gram_matrix
+from .setting_errors import SettingError
 
 __all__ = ["rgb_to_yiq", "yiq_to_rgb", "to_luminance", "with_colours_of", "colour_stats", "match_histogram",
            "colour_distance", "load_masks", "mask_strength", "mask_at", "guided_gram", "blend_matrix", "COLOUR_METHODS"]
@@ -222,23 +223,25 @@ def blend_matrix(style_blend, n_styles: int, style_layers: Sequence[str]) -> tor
     try:
         weights = torch.as_tensor(np.asarray(style_blend, dtype=np.float64))
     except (TypeError, ValueError):
-        raise ValueError(f"style_blend must be numbers, one per style, got {style_blend!r}") from None
+        raise SettingError(lambda n: f"{n('style_blend')} must be numbers, one per style, got {style_blend!r}") \
+            from None
     if weights.dim() == 1:
         if weights.shape[0] != n_styles:
-            raise ValueError(f"style_blend has {weights.shape[0]} weights for {n_styles} style image(s): "
-                             "give one weight per style")
+            raise SettingError(lambda n: f"{n('style_blend')} has {weights.shape[0]} weights for {n_styles} style "
+                               "image(s): give one weight per style")
         if torch.isfinite(weights).all() and (weights >= 0).all() and weights.sum() == 0:
-            raise ValueError("style_blend weights are all 0: give at least one style a weight above 0")
+            raise SettingError(lambda n: f"{n('style_blend')} weights are all 0: give at least one style a weight "
+                               "above 0")
         weights = weights[:, None].expand(-1, layers)
     elif weights.dim() != 2 or tuple(weights.shape) != (n_styles, layers):
-        raise ValueError(f"style_blend has shape {tuple(weights.shape)}: give one weight per style, or one row "
-                         f"per style with one weight per style layer ({n_styles} x {layers})")
+        raise SettingError(lambda n: f"{n('style_blend')} has shape {tuple(weights.shape)}: give one weight per "
+                           f"style, or one row per style with one weight per style layer ({n_styles} x {layers})")
     if not torch.isfinite(weights).all() or (weights < 0).any():
-        raise ValueError(f"style_blend weights must be finite numbers >= 0, got {style_blend!r}")
+        raise SettingError(lambda n: f"{n('style_blend')} weights must be finite numbers >= 0, got {style_blend!r}")
     weights = weights / weights.max().clamp_min(torch.finfo(weights.dtype).tiny)  # 1e308 + 1e308 would overflow
     column = weights.sum(dim=0)
     if (column == 0).any():
         unused = [name for name, total in zip(style_layers, column) if total == 0]
-        raise ValueError(f"style_blend gives every style a weight of 0 at {', '.join(unused)}: give some "
-                         "style a weight above 0 there (or leave the layer out of style_layers)")
+        raise SettingError(lambda n: f"{n('style_blend')} gives every style a weight of 0 at {', '.join(unused)}: "
+                           f"give some style a weight above 0 there (or leave the layer out of {n('style_layers')})")
     return weights / column

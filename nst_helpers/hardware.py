@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .setting_errors import TooLargeError
 from .settings import MIN_SIZE, Settings
 from .vgg import default_device
 
@@ -160,7 +161,7 @@ def check_memory(opts: Settings) -> None:
     needed = estimate_memory_gb(side, side) - BASE_MEMORY_GB
     if needed > available:
         largest = largest_size_that_fits(available)
-        asked, fits = (f"{opts.style_scale:g} (a {side} px style image)", f"{largest / opts.size:.2f}") \
-            if name == "style_scale" else (side, largest)
-        raise MemoryError(f"{name}={asked} needs about {needed:.1f} GB of memory for a square image but "
-                          f"{available:.1f} GB are available: use {name}={fits} or less")
+        asked, fits, what = (f"{opts.style_scale:g}", f"{largest / opts.size:.2f}", f" (a {side} px style image)") \
+            if name == "style_scale" else (side, largest, "")
+        raise TooLargeError(lambda n: f"{n(name, asked)}{what} needs about {needed:.1f} GB of memory for a square "
+                            f"image but {available:.1f} GB are available: use {n(name, fits)} or less")

@@ -17,6 +17,7 @@ import torch
 
 from . import controls
 from .levels import COARSE_SHARE
+from .setting_errors import SettingError
 from .vgg import layer_names
 
 __all__ = ["Settings", "GATYS_STYLE_LAYERS", "split_init"]
@@ -69,45 +70,53 @@ class Settings:
             _check_whole("style_size", self.style_size, MIN_SIZE, " pixels")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)
                                       or not 0 <= self.seed < 2**64):
-            raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, or None, got {self.seed!r}")
+            raise SettingError(lambda n: f"{n('seed')} must be a whole number from 0 to 2**64 - 1, or None, "
+                               f"got {self.seed!r}")
         if self.learning_rate is not None and not (0 < self.learning_rate < float("inf")):
-            raise ValueError(f"learning_rate must be a number > 0 (or None for the default), got {self.learning_rate}")
+            raise SettingError(lambda n: f"{n('learning_rate')} must be a number > 0 (or None for the default), "
+                               f"got {self.learning_rate}")
         _check_choice("pooling", self.pooling, ("max", "avg"))
         _check_choice("init", self.init, INIT_NAMES + ("image",))
         if self.coarse_to_fine not in (None, True, False):
-            raise ValueError(f"coarse_to_fine must be True, False or None (automatic), got {self.coarse_to_fine!r}")
+            raise SettingError(lambda n: f"{n('coarse_to_fine')} must be True, False or None (automatic), "
+                               f"got {self.coarse_to_fine!r}")
         for name in self.content_layers + self.style_layers:
             _check_choice("layer", name, layer_names(), "see nst_helpers.layer_names()")
         if not (isinstance(self.weights, (str, os.PathLike)) and
                 (self.weights in WEIGHT_NAMES or os.path.isfile(self.weights))):
             _check_choice("weights", self.weights, WEIGHT_NAMES, "or the path of an existing weight file")
         if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+            raise SettingError(lambda n: f"{n('precision')} must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
         if self.optimizer not in ("lbfgs", "adam"):
-            raise ValueError(f"optimizer must be 'lbfgs' or 'adam', got {self.optimizer!r}")
+            raise SettingError(lambda n: f"{n('optimizer')} must be 'lbfgs' or 'adam', got {self.optimizer!r}")
         if not (0 <= self.stop_tolerance < 1):
-            raise ValueError(f"stop_tolerance must be a fraction in [0, 1), got {self.stop_tolerance!r}")
+            raise SettingError(lambda n: f"{n('stop_tolerance')} must be a fraction in [0, 1), "
+                               f"got {self.stop_tolerance!r}")
         _check_whole("stop_window", self.stop_window, 1)
         if isinstance(self.coarse_share, bool) or not isinstance(self.coarse_share, (int, float)) \
                 or not 0 < self.coarse_share < 1:
-            raise ValueError(f"coarse_share must be a fraction between 0 and 1, got {self.coarse_share!r}")
+            raise SettingError(lambda n: f"{n('coarse_share')} must be a fraction between 0 and 1, "
+                               f"got {self.coarse_share!r}")
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
             if not (value >= 0 and value < float("inf")):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+                raise SettingError(lambda n, name=name: f"{n(name)} must be a finite number >= 0, got {value}")
         if not self.content_layers and not self.style_layers:
             raise ValueError("give at least one content layer or one style layer")
         if self.preserve_color not in (None,) + controls.COLOUR_METHODS:
-            raise ValueError(f"preserve_color must be None, 'luminance' or 'histogram', got {self.preserve_color!r}")
+            raise SettingError(lambda n: f"{n('preserve_color')} must be None, 'luminance' or 'histogram', "
+                               f"got {self.preserve_color!r}")
         if isinstance(self.style_scale, bool) or not isinstance(self.style_scale, (int, float)) \
                 or not (0 < self.style_scale < float("inf")):
-            raise ValueError(f"style_scale must be a number > 0 (1.0: the style image at the result's size), "
-                             f"got {self.style_scale!r}")
+            raise SettingError(lambda n: f"{n('style_scale')} must be a number > 0 (1.0: the style image at the "
+                               f"result's size), got {self.style_scale!r}")
         if self.style_size is not None and self.style_scale != 1.0:
-            raise ValueError("give style_size or style_scale, not both (style_scale = style_size / size)")
+            raise SettingError(lambda n: f"give {n('style_size')} or {n('style_scale')}, not both "
+                               f"({n('style_scale')} = {n('style_size')} / {n('size')})")
         if self.style_blend is not None:  # the number of styles is checked by stylize
             if not isinstance(self.style_blend, (list, tuple, np.ndarray, torch.Tensor)):
-                raise ValueError(f"style_blend must be a list of weights, one per style, got {self.style_blend!r}")
+                raise SettingError(lambda n: f"{n('style_blend')} must be a list of weights, one per style, "
+                                   f"got {self.style_blend!r}")
             controls.blend_matrix(self.style_blend, len(self.style_blend), self.style_layers)
 
     @property
@@ -118,7 +127,7 @@ class Settings:
 
 def _check_whole(name: str, value, low: int, unit: str = "") -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be a whole number, at least {low}{unit}, got {value!r}")
+        raise SettingError(lambda n: f"{n(name)} must be a whole number, at least {low}{unit}, got {value!r}")
 
 
 def _check_choice(name: str, value, choices, other: str = "") -> None:
@@ -133,7 +142,7 @@ def _check_choice(name: str, value, choices, other: str = "") -> None:
         advice = f"use {', '.join(names)} {other}"
     else:
         advice = f"use {', '.join(names[:-1])} or {names[-1]}"
-    raise ValueError(f"unknown {name} {value!r}: {hint}{advice}")
+    raise SettingError(lambda n: f"unknown {n(name)} {value!r}: {hint}{advice}")
 
 
 def split_init(init) -> tuple[str, object]:

@@ -41,3 +41,14 @@ def http_files():
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def first_step_interrupted(monkeypatch):
+    """Every run is stopped by Ctrl-C in its first loss evaluation, before any step has finished."""
+    from nst_helpers import objective
+
+    def interrupted(self, x):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(objective.Objective, "__call__", interrupted)

@@ -2,15 +2,18 @@
 
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from nst_helpers import cli, examples, hardware, transfer
+from messages import screen_lines
+from nst_helpers import cli, examples, hardware, inputs, transfer
 
 REPO = Path(__file__).resolve().parents[1]  # so that -m nst_helpers works without an install
 SENTINEL = b"an older file that a failed run must not touch"
@@ -162,7 +165,7 @@ BAD_INPUTS = {  # name: (argv, exit code, a piece of the one-line message)
     "tiny size": (["chelsea", "swirls", "-o", OUT, "--size", "4"], 2, "size"),
     "zero steps": (["chelsea", "swirls", "-o", OUT, "--steps", "0"], 2, "--steps"),
     "zero style size": (["chelsea", "swirls", "-o", OUT, "--style-size", "0"], 2, "--style-size"),
-    "negative weight": (["chelsea", "swirls", "-o", OUT, "--style-weight", "-1"], 2, "style_weight"),
+    "negative weight": (["chelsea", "swirls", "-o", OUT, "--style-weight", "-1"], 2, "--style-weight"),
     "unknown optimizer": (["chelsea", "swirls", "-o", OUT, "--optimizer", "sgd"], 2, "sgd"),
     "unknown pooling": (["chelsea", "swirls", "-o", OUT, "--pooling", "min"], 2, "min"),
     "missing style": (["chelsea", "-o", OUT], 2, "STYLE"),
@@ -317,3 +320,129 @@ def test_a_huge_style_scale_is_a_usage_error_before_any_work(tmp_path, capsys, m
     assert cli.main(["chelsea", "swirls", "-o", str(out), "--size", "64", "--style-scale", "60"]) == 2
     line, = _stderr_lines(capsys.readouterr().err)
     assert line.startswith("nst-stylize: error: --style-scale 60 ") and "GB" in line and not out.exists()
+
+
+# --- hostile use of the command line: Ctrl-C, runaway sizes, tiny sizes, unwritable outputs, settings --
+
+QUICK = ["--size", "32", "--steps", "2", "--weights", "random", "--quiet"]
+
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["existing-out", "new-out"])
+def test_cli_ctrl_c_before_the_first_step_writes_nothing(tmp_path, capsys, first_step_interrupted, existing):
+    out = tmp_path / "out.png"
+    if existing:
+        out.write_bytes(SENTINEL)
+    assert cli.main(["chelsea", "swirls", "-o", str(out), *QUICK]) == 130
+    lines = screen_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "before the first step" in lines[0] and "nothing was saved" in lines[0]
+    if existing:
+        assert out.read_bytes() == SENTINEL
+        assert f"{out} was left as it was" in lines[0]
+    else:
+        assert not out.exists()
+    assert [path.name for path in tmp_path.iterdir()] == ["out.png"] * existing
+
+
+def _mapped(pid: int, library: str) -> bool:
+    try:
+        return library in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def _interrupt(argv, when, tmp_path):
+    """Start the command, send SIGINT at ``when``, return (exit code, stderr lines, stdout).
+
+    when: the name of one of torch's shared libraries (SIGINT as soon as the process has mapped it, so
+    inside ``import torch``, which goes on for a while after) or "step" (once the progress bar shows a step).
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    start = time.monotonic()
+    if when != "step":
+        while not _mapped(proc.pid, when) and time.monotonic() - start < 180 and proc.poll() is None:
+            time.sleep(0.002)
+    else:                      # the progress bar shows that steps are being made
+        seen = b""
+        while b"1/" not in seen and proc.poll() is None and time.monotonic() - start < 180:
+            seen += os.read(proc.stderr.fileno(), 4096)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=180)
+    if when == "step":
+        err = seen + err
+    return proc.returncode, screen_lines(err.decode()), out.decode()
+
+
+COMMANDS = {
+    "module": [sys.executable, "-m", "nst_helpers"],
+    "script": [str(Path(sys.executable).with_name("nst-stylize"))],
+}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc and sends POSIX signals")
+@pytest.mark.parametrize("command, moments", [("module", ("libtorch_global_deps", "libtorch_python", "step")),
+                                              ("script", ("libtorch_global_deps", "libtorch_python"))])
+def test_ctrl_c_at_any_moment_exits_130_with_one_line(tmp_path, command, moments):
+    # Moments that can be observed from outside, not delays, so that a slow or busy machine does not change
+    # them.  (The first tens of milliseconds belong to Python's own start-up, before nst_helpers can act.)
+    if not Path(COMMANDS[command][0]).exists():
+        pytest.skip("the nst-stylize script is not installed next to this Python")
+    out = tmp_path / "out.png"
+    out.write_bytes(SENTINEL)
+    argv = COMMANDS[command] + ["chelsea", "swirls", "-o", str(out), "--size", "32", "--steps", "100000",
+                                "--weights", "random"]
+    for when in [moment for moment in moments if moment != "step"]:
+        code, lines, stdout = _interrupt(argv + ["--quiet"], when, tmp_path)
+        assert code == 130 and len(lines) == 1 and lines[0].startswith("nst-stylize: interrupted"), (when, lines)
+        assert out.read_bytes() == SENTINEL and stdout == ""
+    if "step" not in moments:
+        return
+    code, lines, stdout = _interrupt(argv, "step", tmp_path)
+    assert code == 130 and not any("Traceback" in line for line in lines)
+    assert lines[-1].startswith("nst-stylize: interrupted after") and f"saved the best image so far to {out}" in lines[-1]
+    assert Image.open(out).size == (32, 21)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out.png"]
+
+
+def test_cli_refuses_a_runaway_size_up_front(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(hardware, "available_memory_gb", lambda device=None: 8.0)
+    monkeypatch.setattr(inputs, "load_any", lambda *a, **k: pytest.fail("work started"))
+    out = tmp_path / "out.png"
+    assert cli.main(["chelsea", "swirls", "-o", str(out), "--size", "100000"]) == 2
+    lines = screen_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "--size" in lines[0] and f"{hardware.largest_size_that_fits(8.0)}" in lines[0]
+    assert not out.exists()
+
+
+def test_smallest_sizes_and_a_thin_strip_work(tmp_path, capsys):
+    strip = tmp_path / "strip.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (5, 4000, 3), dtype=np.uint8)).save(strip)
+    for argv, size in [(["chelsea", "swirls", "--size", "16"], (16, 11)),
+                       (["chelsea", "swirls", "--size", "48", "--style-size", "16"], (48, 32)),
+                       ([str(strip), "swirls", "--size", "256"], (256, 1)),
+                       (["swirls", str(strip), "--size", "32", "--style-size", "400"], (32, 32))]:
+        out = tmp_path / "out.png"
+        assert cli.main([*argv, "-o", str(out), "--steps", "2", "--weights", "random", "--quiet"]) == 0, argv
+        assert Image.open(out).size == size
+    assert capsys.readouterr().err == ""
+
+
+def test_unwritable_output_is_refused_before_the_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(transfer, "stylize", lambda *a, **k: pytest.fail("the run started"))
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("a file, not a folder")
+    paths = [a_file / "out.png"]
+    if sys.platform == "linux":
+        paths.append(Path("/proc/nst-out.png"))
+    for out in paths:
+        assert cli.main(["chelsea", "swirls", "-o", str(out), *QUICK]) == 2
+        lines = screen_lines(capsys.readouterr().err)
+        assert len(lines) == 1 and f"cannot write {str(out)!r}" in lines[0] and ".tmp" not in lines[0]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_cli_refuses_a_huge_seed(tmp_path, capsys):
+    assert cli.main(["chelsea", "swirls", "-o", str(tmp_path / "out.png"), "--seed", str(2 ** 70)]) == 2
+    lines = screen_lines(capsys.readouterr().err)
+    assert len(lines) == 1 and "seed" in lines[0]

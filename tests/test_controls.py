@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_helpers import cli, controls, examples, transfer
+from nst_helpers import cli, controls, examples, objective
 from nst_helpers.losses import gram_matrix
 from nst_helpers.transfer import Settings, stylize
 from nst_helpers.vgg import VGGFeatures
@@ -142,8 +142,8 @@ def test_blend_matrix_huge_and_tiny_weights_do_not_overflow(blend, expected):
 def test_huge_blend_weights_keep_the_style_loss(pairs):
     content, style = pairs[0]
     styles = [style, pairs[1][1]]
-    huge = transfer.evaluate_loss(content, content, styles, style_blend=[1e308, 1e308])["style"]
-    assert huge > 0 and huge == pytest.approx(transfer.evaluate_loss(content, content, styles)["style"])
+    huge = objective.evaluate_loss(content, content, styles, style_blend=[1e308, 1e308])["style"]
+    assert huge > 0 and huge == pytest.approx(objective.evaluate_loss(content, content, styles)["style"])
 
 
 @pytest.mark.parametrize("blend, words", [([1], "1 weights for 2"), ([1, -1], ">= 0"), ([0, 0], "all 0"),
@@ -232,7 +232,7 @@ def test_a_jpeg_or_grey_mask_changes_the_style_loss_as_its_levels_say(tmp_path):
     Image.fromarray(_half_mask()).resize((width, height), Image.Resampling.NEAREST).save(jpeg, quality=75)
 
     def style(masks=None):
-        return transfer.evaluate_loss(image, content, style_img, masks=masks)["style"]
+        return objective.evaluate_loss(image, content, style_img, masks=masks)["style"]
 
     unmasked, binary, from_jpeg = style(), style([exact]), style([jpeg])
     assert from_jpeg == pytest.approx(binary, rel=0.05)

@@ -1,13 +1,15 @@
-"""The hardware choices (hardware.py): the precision probe; see test_hardening.py for the memory checks."""
+"""The hardware choices (hardware.py): the precision probe, the memory estimate and the checks before any work."""
 
 import pytest
 import torch
 
+from messages import one_line
 from nst_helpers import examples, hardware, inputs
 from nst_helpers.settings import Settings
 from nst_helpers.transfer import stylize
 
 SMALL = dict(size=48, progress=False, preview=False)
+RUN = dict(size=32, steps=2, weights="random", progress=False, preview=False)
 
 
 @pytest.fixture(scope="module")
@@ -106,3 +108,43 @@ def test_a_huge_style_scale_is_refused_before_any_work(monkeypatch, scale):
     largest = hardware.largest_size_that_fits(2.0)
     assert "\n" not in text and f"style_scale={scale:g}" in text and f"style_scale={largest / 64:.2f}" in text
     hardware.check_memory(Settings(size=64, style_scale=float(f"{largest / 64:.2f}")))  # the advice fits
+
+
+# --- runaway sizes -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("height, width, peak_gb", [(341, 512, 1.37), (681, 1024, 2.65), (1022, 1536, 4.93),
+                                                    (1362, 2048, 8.00)])
+def test_memory_estimate_follows_the_measured_peaks(height, width, peak_gb):
+    # BENCHMARKS.md, peak RSS by size; the estimate is the fixed part plus a share per pixel
+    assert hardware.estimate_memory_gb(height, width) == pytest.approx(peak_gb, rel=0.1)
+    assert hardware.estimate_memory_gb(2 * height, width) > hardware.estimate_memory_gb(height, width)
+
+
+def _machine_with(monkeypatch, available_gb):
+    monkeypatch.setattr(hardware, "available_memory_gb", lambda device=None: available_gb)
+
+
+def test_too_large_a_size_is_refused_before_any_work(monkeypatch):
+    _machine_with(monkeypatch, 2.0)
+    monkeypatch.setattr(inputs, "load_any", lambda *a, **k: pytest.fail("work started"))
+    with pytest.raises(MemoryError) as err:
+        stylize("chelsea", "swirls", **{**RUN, "size": 4096})
+    text = one_line(err)
+    largest = hardware.largest_size_that_fits(2.0)
+    assert f"size={largest}" in text and "4096" in text and "2.0 GB" in text
+    assert hardware.estimate_memory_gb(largest, largest) <= 2.0 + hardware.BASE_MEMORY_GB
+    assert hardware.estimate_memory_gb(largest + 16, largest + 16) > 2.0 + hardware.BASE_MEMORY_GB
+    with pytest.raises(MemoryError):      # a large style image needs memory too
+        stylize("chelsea", "swirls", **{**RUN, "style_size": 4096})
+
+
+def test_a_size_that_fits_is_not_refused(monkeypatch):
+    _machine_with(monkeypatch, 2.0)
+    hardware.check_memory(Settings(size=hardware.largest_size_that_fits(2.0)))
+    _machine_with(monkeypatch, None)      # unknown: no check
+    hardware.check_memory(Settings(size=100_000))
+
+
+def test_available_memory_is_known_here():
+    available = hardware.available_memory_gb("cpu")
+    assert available is None or 0 < available < 1e5

@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from messages import one_line
 from nst_helpers import images
 from nst_helpers.images import load_image, save_image, show_images, to_pil
 
@@ -425,3 +426,20 @@ def test_saved_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_uint8_tensors_are_scaled_like_uint8_arrays():
+    array = (np.arange(4 * 5 * 3).reshape(4, 5, 3) * 3).astype(np.uint8)
+    tensor = torch.from_numpy(array).permute(2, 0, 1)
+    expected = load_image(array)
+    assert torch.equal(load_image(tensor), expected)
+    assert torch.equal(load_image(tensor.unsqueeze(0)), expected)
+    assert 0 < float(expected.max()) < 1
+
+
+def test_save_image_names_the_path_not_a_temporary_file(tmp_path):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("a file, not a folder")
+    with pytest.raises(OSError) as err:
+        save_image(torch.zeros(1, 3, 4, 4), a_file / "sub" / "out.png")
+    assert str(a_file / "sub" / "out.png") in one_line(err) and ".tmp" not in str(err.value)

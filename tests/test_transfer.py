@@ -5,10 +5,12 @@ import math
 import pytest
 import torch
 
-from nst_helpers import examples, objective, transfer
+from messages import one_line
+from nst_helpers import examples, inputs, objective, transfer
 from nst_helpers.transfer import Settings, stylize
 
 SMALL = dict(size=48, progress=False, preview=False)
+RUN = dict(size=32, steps=2, weights="random", progress=False, preview=False)
 
 
 @pytest.fixture(scope="module")
@@ -278,3 +280,30 @@ def test_loss_parts_at_scores_like_evaluate_loss(photo, painting):
     image = torch.rand(1, 3, *photo.shape[-2:], generator=torch.Generator().manual_seed(0))
     scorer = objective.loss_parts_at(max(photo.shape[-2:]), photo, painting)
     assert scorer(image) == objective.evaluate_loss(image, photo, painting)
+
+
+# --- Ctrl-C before the first step, uint8 and non-finite pixels -------------------------------------
+
+def test_result_of_a_run_interrupted_before_its_first_step(first_step_interrupted, capsys):
+    result = stylize("chelsea", "swirls", **RUN)
+    assert result.interrupted and result.history == []
+    assert result.message == "interrupted before the first step finished"
+
+
+def test_stylize_scales_a_uint8_tensor(capsys):
+    gray = torch.full((1, 3, 24, 32), 128, dtype=torch.uint8)
+    result = stylize(gray, gray, **{**RUN, "steps": 1, "optimizer": "adam", "learning_rate": 1e-4})
+    assert abs(float(result.image.mean()) - 128 / 255) < 0.02
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("role", ["content", "style"])
+def test_non_finite_pixels_are_refused_before_any_work(role, value, monkeypatch):
+    monkeypatch.setattr(inputs, "_extractor", lambda *a, **k: pytest.fail("work started"))
+    bad = torch.rand(1, 3, 24, 32)
+    bad[0, 1, 5, 7] = value
+    images_ = {"content": torch.rand(1, 3, 24, 32), "style": torch.rand(1, 3, 24, 32), role: bad}
+    with pytest.raises(ValueError) as err:
+        stylize(images_["content"], images_["style"], **RUN)
+    text = one_line(err)
+    assert text.startswith(f"the {role} image") and "NaN or infinite" in text

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from messages import one_line
 from nst_helpers import examples, vgg
 
 CPU = "cpu"
@@ -341,3 +342,72 @@ def test_a_file_that_is_not_a_torch_file_is_refused_clearly(tmp_path):
     with pytest.raises(ValueError, match="VGGFeatures") as excinfo:
         vgg.VGGFeatures(["relu1_1"], weights=path, device=CPU)
     assert_one_line_error(excinfo)
+
+
+# --- damaged or wrong weight files: one line naming the file and the tensor ---------------------------
+
+@pytest.fixture(scope="module")
+def caffe_raw():
+    return torch.load(vgg.caffe_weights_path(), map_location="cpu", weights_only=True)
+
+
+def _save(raw, path):
+    torch.save(raw, path)
+    return path
+
+
+def test_damaged_copy_of_the_caffe_file_by_path(tmp_path):
+    data = bytearray(vgg.caffe_weights_path().read_bytes())
+    data[-1000] ^= 0xFF
+    copy = tmp_path / "copy" / vgg.CAFFE_WEIGHTS_FILE
+    copy.parent.mkdir()
+    copy.write_bytes(bytes(data))
+    for load in (lambda: vgg.load_caffe_state_dict(copy), lambda: vgg.VGGFeatures("relu1_1", weights=copy)):
+        with pytest.raises(ValueError) as err:
+            load()
+        assert "SHA-256" in one_line(err) and str(copy) in str(err.value)
+
+
+def test_an_intact_caffe_file_by_path_loads(tmp_path):
+    extractor = vgg.VGGFeatures("relu1_1", weights=vgg.caffe_weights_path(), device="cpu")
+    assert torch.equal(extractor.body.conv1_1.weight, vgg.load_caffe_state_dict()["conv1_1.weight"])
+    assert bool(extractor.bgr)
+
+
+def test_caffe_format_with_wrong_shapes_or_values(tmp_path, caffe_raw):
+    wrong_shape = {**caffe_raw, "block2_conv1_W_q": caffe_raw["block2_conv1_W_q"][:, :32]}
+    nan_bias = {**caffe_raw, "block3_conv1_b": caffe_raw["block3_conv1_b"] * float("nan")}
+    inf_table = {**caffe_raw, "block1_conv2_W_table": caffe_raw["block1_conv2_W_table"].clone()}
+    inf_table["block1_conv2_W_table"][3] = float("inf")
+    missing = {key: value for key, value in caffe_raw.items() if key != "block5_conv4_b"}
+    cases = [(wrong_shape, "block2_conv1_W_q"), (nan_bias, "block3_conv1_b"), (inf_table, "block1_conv2_W_table"),
+             (missing, "block5_conv4_b")]
+    for number, (raw, key) in enumerate(cases):
+        path = _save(raw, tmp_path / f"weights{number}.bin")
+        with pytest.raises(ValueError) as err:
+            vgg.load_caffe_state_dict(path)
+        assert key in one_line(err) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("content", [b"", "half"], ids=["empty", "truncated"])
+def test_empty_or_truncated_weight_file(tmp_path, content):
+    if content == "half":
+        data = vgg.caffe_weights_path().read_bytes()
+        content = data[: len(data) // 2]
+    path = tmp_path / "weights.bin"
+    path.write_bytes(content)
+    for load in (lambda: vgg.load_caffe_state_dict(path), lambda: vgg.VGGFeatures("relu1_1", weights=path)):
+        with pytest.raises(ValueError) as err:
+            load()
+        assert str(path) in one_line(err)
+
+
+def test_saved_extractor_with_wrong_shapes_or_values(tmp_path):
+    state = vgg.VGGFeatures("relu2_1", weights="random", device="cpu").state_dict()
+    wrong = {**state, "body.conv2_1.weight": state["body.conv2_1.weight"][:, :, :2]}
+    nan = {**state, "body.conv1_2.bias": state["body.conv1_2.bias"] * float("nan")}
+    for number, (bad, key) in enumerate([(wrong, "conv2_1.weight"), (nan, "conv1_2.bias")]):
+        path = _save(bad, tmp_path / f"state{number}.pt")
+        with pytest.raises(ValueError) as err:
+            vgg.VGGFeatures("relu2_1", weights=path, device="cpu")
+        assert key in one_line(err) and str(path) in str(err.value)

@@ -26,6 +26,7 @@ below it and never over one of its sources, and prints every file it wrote.
 from __future__ import annotations
 
 import argparse
+import codecs
 import io
 import os
 import re
@@ -223,21 +224,29 @@ def main(argv=None) -> int:
     if problem:
         print(f"error: {problem}; nothing written", file=sys.stderr)
         return 1
-    written = []
-    try:  # each copy goes to a temporary file first: on failure no copy is half-written or left behind
-        args.out.mkdir(parents=True, exist_ok=True)
-        for path, nb in converted:
-            with tempfile.NamedTemporaryFile("w", dir=args.out, suffix=".part", delete=False,
-                                             encoding="utf-8") as part:
-                written.append((Path(part.name), args.out / path.name))
-                nbformat.write(nb, part)
-        for part, target in written:
+    copies = {args.out / path.name: lambda fp, nb=nb: nbformat.write(nb, codecs.getwriter("utf-8")(fp))
+              for path, nb in converted}
+    return write_files(copies, args.out)
+
+
+def write_files(files: dict, folder: Path) -> int:
+    """Write every ``target: fill`` of ``files`` (``fill(fp)`` writes the bytes into the open file ``fp``), each
+    to a temporary file beside its target first, then all into place: after an OSError nothing is half-written
+    or left behind.  Says "wrote TARGET" for each; returns the exit code (1, with one line naming ``folder``)."""
+    parts = []
+    try:
+        for target, fill in files.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("wb", dir=target.parent, suffix=".part", delete=False) as part:
+                parts.append((Path(part.name), target))
+                fill(part)
+        for part, target in parts:
             os.replace(part, target)
             print(f"wrote {target}")
     except OSError as err:
-        for part, _ in written:
+        for part, _ in parts:
             part.unlink(missing_ok=True)
-        print(f"error: cannot write into {args.out}: {one_line(err)}", file=sys.stderr)
+        print(f"error: cannot write into {folder}: {one_line(err)}", file=sys.stderr)
         return 1
     return 0
 

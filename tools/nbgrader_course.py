@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
@@ -145,21 +143,9 @@ def main(argv=None) -> int:
     if problem:
         print(f"error: {problem}; nothing written", file=sys.stderr)
         return 1
-    parts = []
-    try:  # every file goes to a temporary file next to its place first: nothing is half-written on failure
-        for name, content in files.items():
-            target = args.course_dir / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("wb", dir=target.parent, suffix=".part", delete=False) as part:
-                parts.append((Path(part.name), target))
-                part.write(content.read_bytes() if isinstance(content, Path) else content.encode())
-        for part, target in parts:
-            os.replace(part, target)
-            print(f"wrote {target}")
-    except OSError as err:
-        for part, _ in parts:
-            part.unlink(missing_ok=True)
-        print(f"error: cannot write into {args.course_dir}: {rules.one_line(err)}", file=sys.stderr)
+    writes = {args.course_dir / name: lambda fp, content=content: fp.write(
+        content.read_bytes() if isinstance(content, Path) else content.encode()) for name, content in files.items()}
+    if rules.write_files(writes, args.course_dir):
         return 1
     for path in notebooks:
         graded = exercises(nbformat.read(path, as_version=4))

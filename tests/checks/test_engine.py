@@ -140,3 +140,31 @@ def test_a_function_that_never_returns_is_stopped_outside_the_main_thread_too(mo
     worker.start()
     worker.join(timeout=30)
     assert results and results[0].mistake == "too_slow"
+
+
+# --- non-finite results -------------------------------------------------------------------------
+
+def _spoil(reference, where):
+    def spoiled(*args):
+        value = reference(*args)
+        if where == "all":
+            return value * float("nan")
+        value = value.clone()
+        value.view(-1)[0] = float("inf") if where == "inf" else float("nan")
+        return value
+    return spoiled
+
+
+@pytest.mark.parametrize("where", ["all", "one-nan", "inf"])
+@pytest.mark.parametrize("name", ["content_loss", "gram_matrix", "style_loss", "tv_loss"])
+def test_checks_fail_non_finite_results(name, where, capsys):
+    result = getattr(checks, f"check_{name}")(_spoil(getattr(losses, name), where), graded=False)
+    assert not result.passed and result.mistake == "not_finite"
+    assert "NaN" in result.message and "\n" not in result.message
+
+
+def test_rel_error_of_non_finite_values_is_infinite():
+    x = torch.ones(3)
+    assert checks.rel_error(x * float("nan"), x) == float("inf")
+    assert checks.rel_error(torch.tensor([1.0, float("inf")]), x[:2]) == float("inf")
+    assert checks.rel_error(x, x) == 0
