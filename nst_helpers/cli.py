@@ -36,7 +36,6 @@ examples:
   {PROG} photo.jpg painting.jpg -o out.png --preserve-color luminance
   {PROG} photo.jpg a.jpg b.jpg -o out.png --style-blend 0.7 0.3
   {PROG} photo.jpg a.jpg b.jpg -o out.png --masks sky_mask.png ground_mask.png
-  {PROG} photo.jpg starry_night -o out.png --fast
   {PROG} photo.jpg -o out.png --fast --network my_style.pt
   {PROG} --list-examples
 
