@@ -6,6 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from nst_helpers import examples
+
 
 @pytest.fixture
 def http_files():
@@ -52,3 +54,15 @@ def first_step_interrupted(monkeypatch):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(objective.Objective, "__call__", interrupted)
+
+
+@pytest.fixture(scope="module")
+def photo():
+    """A small photo (chelsea, 48 px) for the loop's and the hardware checks' tests."""
+    return examples.load("chelsea", size=48)
+
+
+@pytest.fixture(scope="module")
+def painting():
+    """A small style image (the swirls pattern, 64 px)."""
+    return examples.load("swirls", size=64)

@@ -4,22 +4,12 @@ import pytest
 import torch
 
 from messages import one_line
-from nst_helpers import examples, hardware, inputs
+from nst_helpers import hardware, inputs
 from nst_helpers.settings import Settings
 from nst_helpers.transfer import stylize
 
 SMALL = dict(size=48, progress=False, preview=False)
 RUN = dict(size=32, steps=2, weights="random", progress=False, preview=False)
-
-
-@pytest.fixture(scope="module")
-def photo():
-    return examples.load("chelsea", size=48)
-
-
-@pytest.fixture(scope="module")
-def painting():
-    return examples.load("swirls", size=64)
 
 
 @pytest.fixture

@@ -13,16 +13,6 @@ SMALL = dict(size=48, progress=False, preview=False)
 RUN = dict(size=32, steps=2, weights="random", progress=False, preview=False)
 
 
-@pytest.fixture(scope="module")
-def photo():
-    return examples.load("chelsea", size=48)
-
-
-@pytest.fixture(scope="module")
-def painting():
-    return examples.load("swirls", size=64)
-
-
 def test_result_has_image_history_and_settings(photo, painting):
     result = stylize(photo, painting, steps=6, **SMALL)
     assert result.image.shape == photo.shape

@@ -84,23 +84,9 @@ def stylize_main(parser: argparse.ArgumentParser, argv: list[str], prog: str = "
         _interrupt.ignore_ctrl_c()
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _whole(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
-    return value
-
-
 def build_train_parser() -> argparse.ArgumentParser:
     """nst-train-fast's parser; its defaults are those of ``TrainSettings``."""
+    from ..cli import _Parser, _positive_int as _whole   # here: cli imports this module while it loads
     from .training import TrainSettings
 
     d = TrainSettings()
