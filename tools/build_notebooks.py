@@ -98,7 +98,7 @@ class BuildError(Exception):
     """The notebook could not be run to the end (a cell timed out, the kernel died)."""
 
 
-def execute(path: Path, quick: bool) -> None:
+def execute(path: Path, quick: bool, cell_timeout: float = CELL_TIMEOUT_S) -> None:
     """Run the notebook in its folder with a python3 kernel and write it back with its outputs."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
@@ -110,7 +110,7 @@ def execute(path: Path, quick: bool) -> None:
     else:
         os.environ.pop("NST_QUICK", None)
     try:
-        client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
+        client = NotebookClient(nb, timeout=cell_timeout, kernel_name="python3",
                                 resources={"metadata": {"path": str(path.parent)}})
         client.execute()
     except CellExecutionError:
@@ -147,6 +147,9 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="set NST_QUICK=1: small sizes, few steps")
     parser.add_argument("--check-only", action="store_true", help="do not execute, only check stored outputs")
     parser.add_argument("--table", action="store_true", help="end with a Markdown table of the running times")
+    parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT_S, metavar="S",
+                        help=f"seconds a cell may run before the build fails (default {CELL_TIMEOUT_S}; "
+                             "more on a slow or busy machine)")
     args = parser.parse_args(argv)
     failed, rows = False, []
     for path in find_notebooks(args.names):
@@ -154,7 +157,7 @@ def main(argv=None) -> int:
         problems = []
         if not args.check_only:
             try:
-                execute(path, args.quick)
+                execute(path, args.quick, args.cell_timeout)
             except BuildError as err:
                 problems.append(str(err))
         seconds = time.perf_counter() - started
