@@ -190,7 +190,8 @@ def main() -> None:
         full = lbfgs_full_history_ms(tuple(shape))
         print(f"ms per evaluation, forward + backward, mean of {evaluations} L-BFGS evaluations, 1 thread\n")
         print(table(["where (ms, forward + backward)", "NCHW", "channels_last"], cells))
-        print(f"\nL-BFGS's own work once its history is full (50 pairs), image {tuple(shape)}: {full:.1f} ms per step\n")
+        print(f"\nL-BFGS's own work once its history is full (50 pairs), image {tuple(shape)}: "
+              f"{full:.1f} ms per step\n")
     if args.part in ("vgg", "both"):
         side = 64 if args.quick else 512
         rows = []

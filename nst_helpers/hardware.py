@@ -18,8 +18,8 @@ from .setting_errors import TooLargeError
 from .settings import MIN_SIZE, Settings
 from .vgg import default_device
 
-__all__ = ["choose_precision", "choose_memory_format", "estimate_memory_gb", "available_memory_gb", "largest_size_that_fits",
-           "check_memory"]
+__all__ = ["choose_precision", "choose_memory_format", "estimate_memory_gb", "available_memory_gb",
+           "largest_size_that_fits", "check_memory"]
 
 # Peak memory of a run (BENCHMARKS.md, peak RSS by size, fp32 on a CPU): about 0.9 GB for Python, torch and the
 # weights, plus about 2.6 GB per million pixels of the result, the activations kept for the backward pass.

@@ -26,8 +26,9 @@ class Objective:
     Targets are computed once, without gradients.  ``objective(x)`` returns the total (a tensor to
     call backward on) and its parts as floats.  With ``bf16`` the VGG runs under bfloat16 autocast;
     with ``channels_last`` its weights and input are in ``torch.channels_last`` (``use_memory_format``), and
-    so are the activations; Gram matrices and losses are always computed in fp32, whatever the layout.  Every image goes through the VGG padded to
-    a multiple of 16 pixels (``pad_to_multiple``), so that its edges are stylised like its interior.
+    so are the activations; Gram matrices and losses are always computed in fp32, whatever the layout.
+    Every image goes through the VGG padded to a multiple of 16 pixels (``pad_to_multiple``), so that its
+    edges are stylised like its interior.
 
     Several styles: the style loss is the sum of one style loss per style, each measured against its
     own Gram targets and weighted by ``controls.blend_matrix(opts.style_blend, ...)`` (per style and

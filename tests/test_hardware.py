@@ -1,4 +1,5 @@
-"""The hardware choices (hardware.py): the precision and memory-format probes, the memory estimate and the checks before any work."""
+"""The hardware choices (hardware.py): the precision and memory-format probes, the memory estimate and the checks
+before any work."""
 
 import pytest
 import torch
