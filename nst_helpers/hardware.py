@@ -1,6 +1,7 @@
-"""Hardware choices of a run (notebook 05): the precision the VGG runs in, and whether a run fits in memory.
+"""Hardware choices of a run (notebook 05): the precision and memory format the VGG runs in, and whether a run fits.
 
     bf16, why = choose_precision("auto", device)    # measured once per device and process
+    channels_last, why = choose_memory_format("auto", device, bf16)   # likewise, in the chosen precision
     check_memory(opts)                              # MemoryError (one line) before any work, when it cannot fit
 """
 
@@ -17,8 +18,8 @@ from .setting_errors import TooLargeError
 from .settings import MIN_SIZE, Settings
 from .vgg import default_device
 
-__all__ = ["choose_precision", "estimate_memory_gb", "available_memory_gb", "largest_size_that_fits",
-           "check_memory"]
+__all__ = ["choose_precision", "choose_memory_format", "estimate_memory_gb", "available_memory_gb",
+           "largest_size_that_fits", "check_memory"]
 
 # Peak memory of a run (BENCHMARKS.md, peak RSS by size, fp32 on a CPU): about 0.9 GB for Python, torch and the
 # weights, plus about 2.6 GB per million pixels of the result, the activations kept for the backward pass.
@@ -26,6 +27,8 @@ BASE_MEMORY_GB = 0.9
 MEMORY_GB_PER_MEGAPIXEL = 2.6
 PROBE_MARGIN = 1.2     # "auto" picks bf16 only where the probe runs at least this much faster in it
 _PRECISION_CHOICES: dict[str, tuple[bool, str]] = {}   # device -> (bf16?, why), measured once per process
+FORMAT_MARGIN = 1.1    # "auto" picks channels_last only where the probe runs at least this much faster in it
+_FORMAT_CHOICES: dict[tuple[str, bool], tuple[bool, str]] = {}   # (device, bf16?) -> (channels_last?, why)
 
 
 def choose_precision(precision: str, device: torch.device) -> tuple[bool, str]:
@@ -71,11 +74,50 @@ def _probe_precision(device: torch.device) -> tuple[bool, str]:
                              f"({bf16 * 1e3:.1f} vs {fp32 * 1e3:.1f} ms)"
 
 
-def _probe_seconds(device: torch.device, bf16: bool, side: int) -> float:
+def choose_memory_format(memory_format: str, device: torch.device, bf16: bool) -> tuple[bool, str]:
+    """(channels_last?, why).  "auto" times the probe convolution of ``choose_precision`` in the precision the run
+    uses (``bf16``), with its input and weights in NCHW and in ``torch.channels_last``, on first use per device and
+    precision (notebook 05), and keeps the answer for the process.
+
+    Why measure: where oneDNN's bf16 kernels run, channels_last made the whole VGG-19 about 1.3x faster; in fp32
+    on an AVX2-only CPU it is about 10 % slower (BENCHMARKS.md).  It is chosen only where it is clearly faster
+    (FORMAT_MARGIN); otherwise NCHW, PyTorch's default.
+    """
+    if memory_format != "auto":
+        return memory_format == "channels_last", f"{memory_format}, as asked"
+    key = (str(device), bool(bf16))
+    if key not in _FORMAT_CHOICES:
+        _FORMAT_CHOICES[key] = _probe_memory_format(device, bool(bf16))
+    return _FORMAT_CHOICES[key]
+
+
+def _probe_memory_format(device: torch.device, bf16: bool) -> tuple[bool, str]:
+    side = 32 if device.type == "cpu" else 128
+    precision = "bf16" if bf16 else "fp32"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # as in _probe_precision
+    try:
+        _probe_seconds(device, bf16, side, False), _probe_seconds(device, bf16, side, True)   # warm-up
+        nchw = channels_last = float("inf")
+        for _ in range(4):                                          # interleaved, so that load hits both
+            nchw = min(nchw, _probe_seconds(device, bf16, side, False))
+            channels_last = min(channels_last, _probe_seconds(device, bf16, side, True))
+    except RuntimeError as err:                                     # e.g. a device without channels_last kernels
+        return False, f"nchw: channels_last failed ({' '.join(str(err).split())[:80]})"
+    finally:
+        torch.set_num_threads(threads)
+    speed = nchw / channels_last
+    chosen = "channels_last" if speed >= FORMAT_MARGIN else "nchw"
+    return chosen == "channels_last", f"{chosen}: a probe convolution in {precision} ran {speed:.2f}x as fast in " \
+                                      f"channels_last as in NCHW ({channels_last * 1e3:.1f} vs {nchw * 1e3:.1f} ms)"
+
+
+def _probe_seconds(device: torch.device, bf16: bool, side: int, channels_last: bool = False) -> float:
     """Seconds for two 3x3 convolutions (64 channels, side x side pixels) forward and backward."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 64, side, side, generator=generator).to(device).requires_grad_(True)
-    weight = (torch.randn(64, 64, 3, 3, generator=generator) * 0.05).to(device)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(1, 64, side, side, generator=generator).to(device, memory_format=layout).requires_grad_(True)
+    weight = (torch.randn(64, 64, 3, 3, generator=generator) * 0.05).to(device, memory_format=layout)
     # On the CPU (one thread, see _probe_precision) count the CPU time of this thread: time spent waiting
     # while other programs run does not count.  Elsewhere, wall time after the device has finished.
     clock = time.thread_time if device.type == "cpu" else time.perf_counter

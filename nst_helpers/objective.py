@@ -15,7 +15,7 @@ from .levels import level_inputs
 from .settings import Settings
 from .vgg import VGGFeatures
 
-__all__ = ["Objective", "evaluate_loss", "pad_to_multiple", "RANGE_WEIGHT"]
+__all__ = ["Objective", "evaluate_loss", "pad_to_multiple", "use_memory_format", "RANGE_WEIGHT"]
 
 RANGE_WEIGHT = 1e3     # the range penalty's weight, per unit of the other weights (see transfer's docstring)
 
@@ -25,8 +25,10 @@ class Objective:
 
     Targets are computed once, without gradients.  ``objective(x)`` returns the total (a tensor to
     call backward on) and its parts as floats.  With ``bf16`` the VGG runs under bfloat16 autocast;
-    Gram matrices and losses are always computed in fp32.  Every image goes through the VGG padded to
-    a multiple of 16 pixels (``pad_to_multiple``), so that its edges are stylised like its interior.
+    with ``channels_last`` its weights and input are in ``torch.channels_last`` (``use_memory_format``), and
+    so are the activations; Gram matrices and losses are always computed in fp32, whatever the layout.
+    Every image goes through the VGG padded to a multiple of 16 pixels (``pad_to_multiple``), so that its
+    edges are stylised like its interior.
 
     Several styles: the style loss is the sum of one style loss per style, each measured against its
     own Gram targets and weighted by ``controls.blend_matrix(opts.style_blend, ...)`` (per style and
@@ -39,8 +41,8 @@ class Objective:
 
     def __init__(self, opts: Settings, extractor: VGGFeatures, content_img: torch.Tensor,
                  style_img: torch.Tensor | Sequence[torch.Tensor], bf16: bool = False,
-                 masks: Sequence[torch.Tensor] | None = None):
-        self.opts, self.extractor, self.bf16 = opts, extractor, bf16
+                 masks: Sequence[torch.Tensor] | None = None, channels_last: bool = False):
+        self.opts, self.extractor, self.bf16, self.channels_last = opts, extractor, bf16, channels_last
         style_imgs = [style_img] if isinstance(style_img, torch.Tensor) else list(style_img)
         blend = controls.blend_matrix(opts.style_blend, len(style_imgs), opts.style_layers)
         self.style_terms = []  # per style: (layers, Gram targets, weights, masks per layer or None)
@@ -64,8 +66,12 @@ class Objective:
         self.range_weight = RANGE_WEIGHT * (opts.content_weight + opts.style_weight + opts.tv_weight)
 
     def _features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        image = pad_to_multiple(image)
+        if self.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        use_memory_format(self.extractor, self.channels_last)   # the extractor may be shared with other runs
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            feats = self.extractor(pad_to_multiple(image))
+            feats = self.extractor(image)
         return {name: value.float() for name, value in feats.items()}
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -85,6 +91,19 @@ class Objective:
         total = content + style + tv + out_of_range
         parts = {"total": _number(total), "content": _number(content), "style": _number(style), "tv": _number(tv)}
         return total, parts
+
+
+def use_memory_format(extractor: VGGFeatures, channels_last: bool) -> VGGFeatures:
+    """``extractor`` with its weights in ``torch.channels_last`` (or back in NCHW), converted only when they are not.
+
+    The values stay the same; only their order in memory changes, and with it which convolution kernels run
+    (``hardware.choose_memory_format`` decides which is faster).  Introduced in notebook 05.
+    """
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    first = next(module for module in extractor.body if isinstance(module, torch.nn.Conv2d))
+    if not first.weight.is_contiguous(memory_format=layout):
+        extractor.to(memory_format=layout)
+    return extractor
 
 
 def pad_to_multiple(image: torch.Tensor, multiple: int = 16) -> torch.Tensor:

@@ -26,6 +26,7 @@ GATYS_STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 MIN_SIZE = 16          # below this, VGG-19's pooling layers leave nothing of the image
 WEIGHT_NAMES = ("caffe", "torchvision", "random")
 INIT_NAMES = ("content", "noise", "style")
+MEMORY_FORMATS = ("auto", "nchw", "contiguous", "channels_last")
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Settings:
     seed: int | None = None
     device: str | None = None            # None: cuda, else mps, else cpu
     precision: str = "auto"              # VGG in "bf16" or "fp32"; "auto": bf16 where the hardware is fast
+    memory_format: str = "auto"          # VGG's layout: "nchw" (or "contiguous") or "channels_last";
+                                         # "auto": channels_last where a probe finds it faster
     coarse_to_fine: bool | None = None   # start at half size (or less); None: on above COARSE_SIZE,
                                          # unless init is an image
     coarse_share: float = COARSE_SHARE   # share of the steps spent at the coarser levels
@@ -87,6 +90,9 @@ class Settings:
             _check_choice("weights", self.weights, WEIGHT_NAMES, "or the path of an existing weight file")
         if self.precision not in ("auto", "fp32", "bf16"):
             raise SettingError(lambda n: f"{n('precision')} must be 'auto', 'fp32' or 'bf16', got {self.precision!r}")
+        _check_choice("memory_format", self.memory_format, MEMORY_FORMATS)
+        if self.memory_format == "contiguous":           # PyTorch's name for NCHW
+            self.memory_format = "nchw"
         if self.optimizer not in ("lbfgs", "adam"):
             raise SettingError(lambda n: f"{n('optimizer')} must be 'lbfgs' or 'adam', got {self.optimizer!r}")
         if not (0 <= self.stop_tolerance < 1):

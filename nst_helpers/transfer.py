@@ -6,7 +6,7 @@
 
 Read in this order: ``stylize`` (settings -> inputs -> for each level: ``optimise`` -> result), then
 ``optimise``, the loop of notebook 05 at one size.  The pieces it calls live in files of their own:
-``settings`` (``Settings``), ``hardware`` (precision, memory), ``levels`` (coarse-to-fine) and
+``settings`` (``Settings``), ``hardware`` (precision, memory format, memory), ``levels`` (coarse-to-fine) and
 ``objective`` (the loss).  A callback may end a run early by raising ``StopRun``.
 
 How the pieces fit:
@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from . import controls, display
-from .hardware import check_memory, choose_precision
+from .hardware import check_memory, choose_memory_format, choose_precision
 from .inputs import load_any, prepare_inputs
 from .levels import level_inputs, plan_levels, resize_to
 from .objective import Objective
@@ -64,6 +64,7 @@ class Result:
     message: str = ""                    # why it stopped early, if it did
     levels: list = field(default_factory=list)  # [(long side, steps), ...] of a coarse-to-fine run
     precision: str = ""                  # "bf16" or "fp32": how the VGG ran, and why
+    memory_format: str = ""              # "nchw" or "channels_last": the VGG's layout, and why
     stopped: str = ""                    # why the run ended (all steps done, the loss levelled off, ...)
 
 
@@ -97,6 +98,7 @@ def stylize(content, style, *, masks=None, callback: Callable[[int, torch.Tensor
     check_memory(opts)
     extractor, content_full, styles_full, masks = prepare_inputs(opts, content, style, masks)
     bf16, precision = choose_precision(opts.precision, content_full.device)
+    channels_last, memory_format = choose_memory_format(opts.memory_format, content_full.device, bf16)
     generator = torch.Generator().manual_seed(opts.seed if opts.seed is not None else 0)
     levels = plan_levels(opts)
     report = _Report(opts.steps, progress, preview, callback)
@@ -107,7 +109,8 @@ def stylize(content, style, *, masks=None, callback: Callable[[int, torch.Tensor
             content_img, style_imgs = level_inputs(opts, content_full, styles_full, size)
             start = (_first_image(opts, init_image, content_img, style_imgs[0], generator) if image is None
                      else resize_to(image, content_img))
-            objective = Objective(opts, extractor, content_img, style_imgs, bf16=bf16, masks=masks)
+            objective = Objective(opts, extractor, content_img, style_imgs, bf16=bf16, masks=masks,
+                                  channels_last=channels_last)
             # The last level may use the steps that a coarser one saved by stopping early.
             last_step = opts.steps if level == len(levels) - 1 else len(report.history) + steps
             outcome = optimise(objective, start, last_step, report)
@@ -124,7 +127,7 @@ def stylize(content, style, *, masks=None, callback: Callable[[int, torch.Tensor
         print(message)
     return Result(image=_final_image(opts, image, content_full), history=report.history, seconds=seconds,
                   settings=opts, interrupted=outcome.ends_run == "interrupted", message=message, levels=levels,
-                  precision=precision, stopped=stopped)
+                  precision=precision, memory_format=memory_format, stopped=stopped)
 
 
 @dataclass

@@ -109,8 +109,8 @@ def test_defaults_come_from_settings():
     args = cli.build_parser().parse_args([])
     defaults = transfer.Settings()
     for name in ("size", "steps", "content_weight", "style_weight", "tv_weight", "optimizer", "init", "pooling",
-                 "seed", "device", "weights", "style_size", "precision", "coarse_to_fine", "stop_tolerance",
-                 "stop_window"):
+                 "seed", "device", "weights", "style_size", "precision", "memory_format", "coarse_to_fine",
+                 "stop_tolerance", "stop_window"):
         assert getattr(args, name) == getattr(defaults, name), name
     # Every setting but the learning rate and the layer lists has an option.
     assert {f.name for f in dataclasses.fields(transfer.Settings)} - set(cli._settings(args)) == {
@@ -126,8 +126,9 @@ def test_precision_and_coarse_to_fine_reach_stylize(monkeypatch, tmp_path):
 
     monkeypatch.setattr(transfer, "stylize", fake_stylize)
     code = cli.main(["chelsea", "swirls", "-o", str(tmp_path / "o.png"), "--size", "32", "--precision", "fp32",
-                     "--coarse-to-fine", "--quiet"])
+                     "--coarse-to-fine", "--memory-format", "channels_last", "--quiet"])
     assert code == 1 and seen["precision"] == "fp32" and seen["coarse_to_fine"] is True
+    assert seen["memory_format"] == "channels_last"
     cli.main(["chelsea", "swirls", "-o", str(tmp_path / "o.png"), "--size", "32", "--no-coarse-to-fine", "-q"])
     assert seen["coarse_to_fine"] is False
 
@@ -135,7 +136,8 @@ def test_precision_and_coarse_to_fine_reach_stylize(monkeypatch, tmp_path):
 def test_help_explains_the_options(capsys):
     assert cli.main(["--help"]) == 0
     text = capsys.readouterr().out
-    for piece in ("--size", "pixels", "--steps", "--tv-weight", "--list-examples", "examples:", "-o"):
+    for piece in ("--size", "pixels", "--steps", "--tv-weight", "--list-examples", "examples:", "-o",
+                  "--memory-format", "channels_last"):
         assert piece in text
 
 
@@ -275,11 +277,12 @@ def test_output_folder_is_a_usage_error(tmp_path, capsys):
 
 def test_output_says_precision_and_why_the_run_stopped(tmp_path, capsys):
     code = cli.main(["chelsea", "swirls", "-o", str(tmp_path / "o.png"), "--size", "32", "--steps", "30",
-                     "--precision", "fp32", "--stop-tolerance", "0.99", "--stop-window", "2"])
+                     "--precision", "fp32", "--memory-format", "nchw", "--stop-tolerance", "0.99",
+                     "--stop-window", "2"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "VGG-19 in fp32, as asked; stopped: the loss fell by less than 99.0% over the last 2 steps " \
-           "(3 of at most 30 steps)" in out
+    assert "VGG-19 in fp32, as asked; memory format nchw, as asked; stopped: the loss fell by less than 99.0% " \
+           "over the last 2 steps (3 of at most 30 steps)" in out
 
 
 @pytest.mark.parametrize("spelling", ["same", "other spelling", "symlink", "hard link"])

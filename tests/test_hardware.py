@@ -1,4 +1,5 @@
-"""The hardware choices (hardware.py): the precision probe, the memory estimate and the checks before any work."""
+"""The hardware choices (hardware.py): the precision and memory-format probes, the memory estimate and the checks
+before any work."""
 
 import pytest
 import torch
@@ -16,11 +17,14 @@ RUN = dict(size=32, steps=2, weights="random", progress=False, preview=False)
 def probe(monkeypatch):
     """A fake probe timer: seconds[(bf16, side)] per call; records the calls; a fresh cache."""
     monkeypatch.setattr(hardware, "_PRECISION_CHOICES", {})
+    monkeypatch.setattr(hardware, "_FORMAT_CHOICES", {})
     fake = {"seconds": {}, "calls": []}
 
-    def seconds(device, bf16, side):
-        fake["calls"].append((bf16, side))
-        return fake["seconds"][(bf16, "tiny" if side == 16 else "probe")]
+    def seconds(device, bf16, side, channels_last=False):   # both layouts equally fast unless told
+        fake["calls"].append((bf16, side) + (("channels_last",) if channels_last else ()))
+        kind = "tiny" if side == 16 else "probe"
+        return fake["seconds"].get((bf16, kind, "channels_last" if channels_last else "nchw"),
+                                   fake["seconds"].get((bf16, kind)))
 
     monkeypatch.setattr(hardware, "_probe_seconds", seconds)
     return fake
@@ -86,6 +90,65 @@ def test_probe_times_real_convolutions():
     cpu = torch.device("cpu")
     assert 0 < hardware._probe_seconds(cpu, False, 16) < 10
     assert 0 < hardware._probe_seconds(cpu, True, 16) < 10
+    assert 0 < hardware._probe_seconds(cpu, False, 16, channels_last=True) < 10
+
+
+# --- memory format ---------------------------------------------------------------------------------
+
+def test_explicit_memory_format_is_not_measured(probe):
+    cpu = torch.device("cpu")
+    assert hardware.choose_memory_format("channels_last", cpu, False) == (True, "channels_last, as asked")
+    assert hardware.choose_memory_format("nchw", cpu, True) == (False, "nchw, as asked")
+    assert probe["calls"] == []
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+@pytest.mark.parametrize("channels_last_seconds, chosen", [(0.7e-3, True), (0.95e-3, False), (1.3e-3, False)])
+def test_auto_memory_format_follows_the_probe_in_the_runs_precision(probe, bf16, channels_last_seconds, chosen):
+    probe["seconds"] = {(bf16, "probe", "nchw"): 1e-3, (bf16, "probe", "channels_last"): channels_last_seconds}
+    threads = torch.get_num_threads()
+    channels_last, why = hardware.choose_memory_format("auto", torch.device("cpu"), bf16)
+    assert channels_last is chosen and torch.get_num_threads() == threads
+    assert why.startswith("channels_last:" if chosen else "nchw:")
+    assert f"in {'bf16' if bf16 else 'fp32'}" in why and f"{1e-3 / channels_last_seconds:.2f}x" in why
+    assert {call[0] for call in probe["calls"]} == {bf16}                  # timed in the run's precision only
+    assert {len(call) for call in probe["calls"]} == {2, 3}                # ... in both layouts
+
+
+def test_auto_memory_format_is_measured_once_per_device_and_precision(probe):
+    probe["seconds"] = {(False, "probe"): 1e-3, (True, "probe"): 1e-3, (True, "probe", "channels_last"): 5e-4}
+    cpu = torch.device("cpu")
+    first = hardware.choose_memory_format("auto", cpu, False)
+    calls = len(probe["calls"])
+    assert hardware.choose_memory_format("auto", cpu, False) == first and len(probe["calls"]) == calls
+    assert hardware.choose_memory_format("auto", cpu, True)[0] is True and len(probe["calls"]) > calls
+    assert first[0] is False
+
+
+def test_auto_memory_format_falls_back_to_nchw_when_channels_last_fails(monkeypatch):
+    monkeypatch.setattr(hardware, "_FORMAT_CHOICES", {})
+    real = hardware._probe_seconds
+
+    def no_channels_last(device, bf16, side, channels_last=False):
+        if channels_last:
+            raise RuntimeError("no channels_last\nkernels")
+        return real(device, bf16, side)
+
+    monkeypatch.setattr(hardware, "_probe_seconds", no_channels_last)
+    assert hardware.choose_memory_format("auto", torch.device("cpu"), False) == \
+        (False, "nchw: channels_last failed (no channels_last kernels)")
+
+
+def test_the_real_probe_picks_a_layout_and_says_why(monkeypatch, photo, painting):
+    # Which layout wins depends on the CPU: only that one is picked, with its measurement, once per process.
+    monkeypatch.setattr(hardware, "_FORMAT_CHOICES", {})
+    result = stylize(photo, painting, steps=1, precision="fp32", **SMALL)
+    assert result.memory_format.split(":")[0] in ("nchw", "channels_last")
+    assert "as fast in channels_last as in NCHW" in result.memory_format and " ms)" in result.memory_format
+    monkeypatch.setattr(hardware, "_probe_seconds", lambda *args, **kwargs: pytest.fail("measured twice"))
+    assert stylize(photo, painting, steps=1, precision="fp32", **SMALL).memory_format == result.memory_format
+    assert stylize(photo, painting, steps=1, memory_format="nchw", precision="fp32",
+                   **SMALL).memory_format == "nchw, as asked"
 
 
 @pytest.mark.parametrize("scale", [60, 1e6])

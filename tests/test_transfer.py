@@ -297,3 +297,25 @@ def test_non_finite_pixels_are_refused_before_any_work(role, value, monkeypatch)
         stylize(images_["content"], images_["style"], **RUN)
     text = one_line(err)
     assert text.startswith(f"the {role} image") and "NaN or infinite" in text
+
+
+def test_channels_last_gives_the_same_image_as_nchw():
+    # Only the layout in memory changes, not the arithmetic: the same image within rounding, and the shared
+    # network goes back to NCHW afterwards (an NCHW run after a channels_last one is bit for bit the same).
+    run = dict(size=64, steps=5, seed=0, precision="fp32", progress=False, preview=False)
+    defaults = Settings()
+    network = inputs._extractor(defaults.content_layers + defaults.style_layers, defaults.weights,
+                                defaults.pooling, torch.device("cpu"))
+    layouts = []
+
+    def layout(step, image, losses):
+        layouts.append(network.body.conv1_1.weight.is_contiguous(memory_format=torch.channels_last))
+
+    nchw = stylize("chelsea", "starry_night", memory_format="nchw", callback=layout, **run)
+    channels_last = stylize("chelsea", "starry_night", memory_format="channels_last", callback=layout, **run)
+    again = stylize("chelsea", "starry_night", memory_format="nchw", callback=layout, **run)
+    assert layouts == [False] * 5 + [True] * 5 + [False] * 5
+    assert channels_last.memory_format == "channels_last, as asked" and nchw.memory_format == "nchw, as asked"
+    assert float((channels_last.image - nchw.image).abs().max()) < 1e-3
+    assert channels_last.history[-1]["total"] == pytest.approx(nchw.history[-1]["total"], rel=1e-3)
+    assert torch.equal(again.image, nchw.image)
