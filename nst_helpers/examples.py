@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .images import _download, load_image
+from .download import download_bytes
+from .images import load_image
 from .patterns import GENERATORS
 
 __all__ = ["names", "load", "credit", "cache_dir"]
@@ -169,7 +170,7 @@ def _cached_painting(name: str) -> Path:
     path = cache_dir() / f"{name}{Path(entry['url']).suffix.lower() or '.img'}"
     if path.is_file() and _valid(path.read_bytes(), entry["sha256"]):
         return path
-    data = _download(entry["url"])
+    data = download_bytes(entry["url"])
     if entry["sha256"] and hashlib.sha256(data).hexdigest() != entry["sha256"]:
         raise ValueError(f"the download of {name!r} has the wrong SHA-256 checksum: try again later")
     load_image(data)  # raises a one-line ValueError if it is not a readable image
