@@ -59,7 +59,7 @@ def pytest_sessionfinish(session, exitstatus):
     here = Path(__file__).parent
     ran = {item.path for item in session.items if item.path.parent == here}
     whole = ran == set(here.glob("test_*.py")) and not any(item.path.parent == here for item in DESELECTED)
-    if exitstatus != 0 or not whole:
+    if exitstatus != 0 or not whole or session.config.option.collectonly:
         return   # only a full, passing run of tests/checks says which mistakes no test names
     declared = {pair for name in checks.__all__ if name.startswith("check_") for pair in getattr(checks, name).mistakes}
     never = sorted((declared | set(engine.COMMON_MISTAKES.listed())) - NAMED)
