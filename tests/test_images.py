@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from messages import one_line
-from nst_helpers import images
+from nst_helpers import download, images
 from nst_helpers.images import load_image, save_image, show_images, to_pil
 
 
@@ -292,8 +292,8 @@ def test_download_failures(http_files, monkeypatch):
         load_image("http://127.0.0.1:9/unreachable.png")
     assert_one_line(err)
     http_files.files["/big.png"] = b"x" * 2000
-    monkeypatch.setattr(images, "MAX_DOWNLOAD_BYTES", 1000)
-    monkeypatch.setattr(images._download, "__defaults__", (1000, images.DOWNLOAD_TIMEOUT_S))
+    monkeypatch.setattr(download, "MAX_DOWNLOAD_BYTES", 1000)
+    monkeypatch.setattr(download.download_bytes, "__defaults__", (1000, download.DOWNLOAD_TIMEOUT_S))
     with pytest.raises(ValueError, match="larger than") as err:
         load_image(http_files.url("/big.png"))
     assert_one_line(err)
@@ -331,7 +331,7 @@ def trickling_server():
 
 
 def test_a_trickling_download_ends_at_the_deadline(trickling_server, monkeypatch):
-    monkeypatch.setattr(images, "DOWNLOAD_DEADLINE_S", 1.0, raising=False)  # each byte comes well within the per-read timeout
+    monkeypatch.setattr(download, "DOWNLOAD_DEADLINE_S", 1.0)  # each byte comes well within the per-read timeout
     started = time.monotonic()
     with pytest.raises(ConnectionError, match="took more than 1 s") as err:
         load_image(trickling_server)

@@ -10,6 +10,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from course_tools import load_tool
+from nst_helpers import checks
+from nst_helpers.checks.engine import COMMON_MISTAKES, Mistakes, reports
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -266,35 +268,40 @@ def test_clean_metadata_drops_the_pictures_kept_in_widget_state():
 
 tables = load_tool("teaching_tables")
 
-FAKE_CHECKS = '''
-_MEAN = ("mean_instead_of_sum", "uses a mean instead of a sum", "use .sum().")
+
+def _fake_checks():
+    """A module of two checks declared as the package's are: one names three mistakes, the other none of its own."""
+    table = Mistakes({"wrong_scale": ("off by {n} times", "divide."),
+                      "first_item_only": ("only the first item", "loop."),
+                      "first_item_only/last": ("only the last item", "loop.")})
+
+    @reports(table.only("wrong_scale"))
+    def helper():
+        raise table("wrong_scale", n=3)
+
+    @reports(table.only("first_item_only", "first_item_only/last"), helper)
+    def check_a(fn, graded=True):
+        return None
+
+    @reports(COMMON_MISTAKES.only("returned_none"))
+    def check_b(fn, graded=True):
+        return None
+    return SimpleNamespace(__all__=["check_a", "check_b", "helper"], check_a=check_a, check_b=check_b, helper=helper)
 
 
-def check_a(fn, graded=True):
-    return _run(fn, _diagnose_a)
+def test_check_mistakes_are_what_each_check_declares():
+    found = tables.check_mistakes(_fake_checks())
+    assert found == {"check_a": (("first_item_only", "only the first item"), ("first_item_only", "only the last item"),
+                                 ("wrong_scale", "off by … times")),
+                     "check_b": ()}
 
 
-def check_b(fn, graded=True):
-    return _run(fn, None)
-
-
-def _run(fn, diagnose):
-    raise _Mistake("not_implemented", "not written yet", "write it.")
-
-
-def _diagnose_a(got, expected, n):
-    if n:
-        raise _Mistake("wrong_scale", f"off by {n} times", "divide.")
-    return _match(got, [(*_MEAN, 1.0), ("first_item_only", "only the first item", "loop.", 2.0)])
-'''
-
-
-def test_check_mistakes_follow_the_helpers_each_check_calls():
-    found = tables.check_mistakes(FAKE_CHECKS)
-    assert found["check_b"] == [("not_implemented", "not written yet")]
-    assert sorted(found["check_a"]) == [("first_item_only", "only the first item"),
-                                        ("mean_instead_of_sum", "uses a mean instead of a sum"),
-                                        ("not_implemented", "not written yet"), ("wrong_scale", "off by … times")]
+def test_the_packages_checks_each_declare_their_own_mistakes():
+    found = tables.check_mistakes(checks)
+    assert sorted(found) == sorted(name for name in checks.__all__ if name.startswith("check_")) and len(found) >= 14
+    assert all(found.values())
+    assert ("first_item_only", "only the first batch item is right") in found["check_gram_matrix"]
+    assert not any(pair in COMMON_MISTAKES.listed() for pairs in found.values() for pair in pairs)
 
 
 def test_exercise_table_lists_points_and_the_checks_mistakes(tmp_path):
@@ -304,7 +311,7 @@ def test_exercise_table_lists_points_and_the_checks_mistakes(tmp_path):
         "solution": False, "task": False}}))
     path = tmp_path / "07_fake.ipynb"
     nbformat.write(nb, path)
-    text = tables.tables([path], FAKE_CHECKS)
+    text = tables.tables([path], tables.check_mistakes(_fake_checks()), (("not_implemented", "not written yet"),))
     assert "| `07_fake` |" in text and "`t-gram` (3)" in text
     assert "| `check_a` | `t-gram` | " in text and "only the first item (`first_item_only`)" in text
     assert "| `check_b` | — | — |" in text

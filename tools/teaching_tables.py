@@ -5,24 +5,25 @@
 
 Reading time: prose at 150 words a minute plus code at 10 lines a minute (reading, not running).
 Exercises: the notebooks' nbgrader metadata (solution cells and the autograded cells after them).
-Mistakes: the mistake ids and titles that each check named in a cell can report, read from the
-source of the nst_helpers/checks package (its `Mistake(id, title, ...)` calls, `(id, title, advice)` tuples
-and `{id: (title, advice)}` tables, following the helpers each check calls).  Running times come from `python tools/build_notebooks.py --quick`
-(quick mode) and the last full build (default mode): build_notebooks prints them as a table too.
+Mistakes: the mistake ids and titles that each check named in a cell can report, as the checks declare
+them (``check.mistakes``, and ``COMMON_MISTAKES`` for those every check can name; see nst_helpers.checks).
+Running times come from `python tools/build_notebooks.py --quick` (quick mode) and the last full build
+(default mode): build_notebooks prints them as a table too.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 from pathlib import Path
 
 import nbformat
 
+from nst_helpers import checks
+from nst_helpers.checks.engine import COMMON_MISTAKES
+
 ROOT = Path(__file__).resolve().parent.parent
 WORDS_PER_MINUTE, CODE_LINES_PER_MINUTE = 150, 10
-MISTAKE_ID = re.compile(r"^[a-z]+(?:_[a-z]+)*$")
 
 
 def reading_minutes(nb) -> float:
@@ -44,60 +45,13 @@ def exercises(nb) -> list[dict]:
     return found
 
 
-def _text(node) -> str | None:
-    """A string constant, or an f-string with "…" for its values."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.JoinedStr):
-        return re.sub("…+", "…", "".join(v.value if isinstance(v, ast.Constant) else "…" for v in node.values))
-    return None
+def check_mistakes(module) -> dict[str, tuple[tuple[str, str], ...]]:
+    """check_* name -> the (id, title) pairs it declares it can name, for each public check of ``module``."""
+    return {name: getattr(module, name).mistakes for name in module.__all__ if name.startswith("check_")}
 
 
-def _mistakes_in(node) -> list[tuple[str, str]]:
-    """(id, title) pairs written directly in ``node``: `_Mistake(id, title, ...)` and `(..., id, title, ...)`."""
-    found = []
-    for sub in ast.walk(node):
-        if isinstance(sub, ast.Call) and getattr(sub.func, "id", "") in ("Mistake", "_Mistake") and len(sub.args) >= 2:
-            pairs = [(_text(sub.args[0]), _text(sub.args[1]))]
-        elif isinstance(sub, ast.Dict):
-            pairs = [(_text(key), re.sub(r"\{\w+\}", "…", _text(value.elts[0]) or ""))
-                     for key, value in zip(sub.keys, sub.values) if isinstance(value, ast.Tuple) and value.elts]
-        elif isinstance(sub, ast.Tuple):
-            texts = [_text(item) for item in sub.elts]
-            pairs = [(a, b) for a, b in zip(texts, texts[1:]) if a and "_" in a][:1]
-        else:
-            continue
-        found += [(a, b) for a, b in pairs if a and b and MISTAKE_ID.match(a) and not MISTAKE_ID.match(b)]
-    return found
-
-
-def check_mistakes(source: str) -> dict[str, list[tuple[str, str]]]:
-    """check_* name -> the (id, title) it can report, following the module's helpers and constants it uses."""
-    tree = ast.parse(source)
-    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    defs.update({t.id: n for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)})
-
-    def reach(name, seen):
-        if name in seen or name not in defs:
-            return
-        seen.add(name)
-        for sub in ast.walk(defs[name]):
-            if isinstance(sub, ast.Name) and sub.id in defs:
-                reach(sub.id, seen)
-
-    result = {}
-    for name in defs:
-        if name.startswith("check_"):
-            seen: set[str] = set()
-            reach(name, seen)
-            pairs = [pair for helper in sorted(seen) for pair in _mistakes_in(defs[helper])]
-            result[name] = list(dict.fromkeys(pairs))
-    return result
-
-
-def tables(notebooks: list[Path], checks_source: str) -> str:
-    mistakes = check_mistakes(checks_source)
-    common = set.intersection(*(set(v) for v in mistakes.values())) if mistakes else set()
+def tables(notebooks: list[Path], mistakes: dict[str, tuple], common: tuple[tuple[str, str], ...]) -> str:
+    """The tables: ``mistakes`` maps each check to the (id, title) pairs it names, ``common`` what all of them name."""
     lines = ["| notebook | reading (min) | exercises (points) |", "| --- | --- | --- |"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
@@ -110,7 +64,7 @@ def tables(notebooks: list[Path], checks_source: str) -> str:
                 used_by.setdefault(check, []).append(exercise["id"])
     lines += ["", "| check | graded exercises | mistakes it names |", "| --- | --- | --- |"]
     for check in sorted(set(mistakes) | set(used_by)):
-        own = [f"{title} (`{mid}`)" for mid, title in mistakes.get(check, []) if (mid, title) not in common]
+        own = [f"{title} (`{mid}`)" for mid, title in mistakes.get(check, ())]
         users = ", ".join(f"`{e}`" for e in used_by.get(check, [])) or "—"
         lines.append(f"| `{check}` | {users} | {'; '.join(own) or '—'} |")
     if common:
@@ -121,8 +75,7 @@ def tables(notebooks: list[Path], checks_source: str) -> str:
 
 def main(argv=None) -> int:
     notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
-    sources = sorted((ROOT / "nst_helpers" / "checks").glob("*.py"))
-    print(tables(notebooks, "\n".join(path.read_text() for path in sources)))
+    print(tables(notebooks, check_mistakes(checks), COMMON_MISTAKES.listed()))
     return 0
 
 

@@ -10,9 +10,14 @@ true when the function is correct.  Relative error: max|x - y| / max(1e-8, max(|
 must be below 1e-5.
 
 Files, in reading order: ``engine`` (the result, the one frame ``run_check``, naming a mistake),
-``compare`` (values, gradients and inputs against the reference), ``loop_spy`` (the network and
-optimiser spies of notebooks 01 and 05, and the loop mistakes they share), then one file per
-notebook, ``nb00_images_and_vgg`` ... ``nb06_controls``.
+``deadline`` (the time limit on the learner's function), ``compare`` (values, gradients and inputs
+against the reference), ``loop_spy`` (the network and optimiser spies of notebooks 01 and 05, and the
+loop mistakes they share), then one file per notebook, ``nb00_images_and_vgg`` ... ``nb06_controls``.
+
+Each mistake a check can name is written once, in a table of id: (title, advice) beside the code that
+finds it; each check lists what it can name in ``check.mistakes`` ((id, title) pairs, "…" where the
+message holds a value), and ``engine.COMMON_MISTAKES`` are those every check can name.  The teacher's
+guide's table of mistakes is printed from these (tools/teaching_tables.py).
 
 Every check ends in ``finish`` (write new checks the same way, through ``run_check``):
   * learning mode (the default): a failed check prints its line and swaps the reference

@@ -9,17 +9,75 @@ import textwrap
 import torch
 
 from .. import losses
-from .engine import (SEED, TOLERANCE, CheckResult, Mistake, call, rel_error, run_check, same_device, scalar_shape,
+from .engine import (SEED, TOLERANCE, CheckResult, Mistakes, call, rel_error, reports, run_check, same_device,
                      to_tensor, wrong_values)
 
+TERM_MISTAKES = Mistakes({   # wrong sums of squares, shared by the losses' checks (through ``match``)
+    "not_squared": ("the differences are not squared",
+                    "square the differences before summing: (a - b).pow(2) or (a - b) ** 2, not abs() or a norm."),
+    "mean_instead_of_sum": ("uses a mean instead of a sum",
+                            "this loss is a plain sum over all elements: use .sum(), not .mean()."),
+    "missing_weight": ("the weight is missing", "multiply the sum by the weight argument."),
+})
 
-def compare_loss(name: str, fn, graded: bool, cases, *, grad_arg: int, diagnose, check_shape=None,
-               vectorise: str | None = None, hint: str | None = None) -> CheckResult:
+LOSS_MISTAKES = Mistakes({   # named by compare_loss
+    "wrong_dtype": ("returns {got}, expected {expected}",
+                    "keep everything in float32 (no .double(), no dtype=torch.float64)."),
+    "not_finite": ("returns NaN or infinite values",
+                   "look for a division by zero, a log or square root of a negative number, or an uninitialised "
+                   "tensor (torch.empty)."),
+    "modifies_input": ("changes its input tensors in place",
+                       "don't use in-place operations (x /= ..., x.pow_(2), x[...] = ...) on the inputs; write "
+                       "x = x / ... to make a new tensor."),
+})
+
+GRADIENT_MISTAKES = Mistakes({   # named by compare_gradients
+    "modifies_input": ("changes its input tensors in place",
+                       "don't use in-place operations (x /= ..., x.zero_(), x[...] = ..., list.append) on the "
+                       "inputs; write x = x / ... to make a new tensor."),
+    "not_differentiable": ("the result is not differentiable (no grad_fn)",
+                           "use only torch operations on the tensors so autograd can follow them{remove}."),
+    "not_differentiable/partly": ("gradients do not flow through every part of the result",
+                                  "use only torch operations on the tensors so autograd can follow them{remove}."),
+})
+
+
+@reports(GRADIENT_MISTAKES, same_device)
+def compare_gradients(fn, args, grad_arg, reference):
+    leaves = clone(args[grad_arg], requires_grad=True)
+    others = clone(args)  # the learner gets copies: a change in place must not reach the reference's inputs
+    learner_args = others[:grad_arg] + (leaves,) + others[grad_arg + 1:]
+    got = call(fn, learner_args, " when the inputs require gradients")
+    if not same(learner_args, args):
+        raise GRADIENT_MISTAKES("modifies_input")
+    if isinstance(got, torch.Tensor):
+        same_device(got, args[grad_arg] if isinstance(args[grad_arg], torch.Tensor) else None)
+    args = clone(args)
+    found = source_attributes(fn, {"detach", "numpy", "item", "tolist", "data", "no_grad"})
+    remove = f" (remove {', '.join('.' + a for a in found)})" if found else ""
+    if not isinstance(got, torch.Tensor) or got.grad_fn is None:
+        raise GRADIENT_MISTAKES("not_differentiable", remove=remove)
+    ref_leaves = clone(args[grad_arg], requires_grad=True)
+    expected = reference(*(args[:grad_arg] + (ref_leaves,) + args[grad_arg + 1:]))
+    probe = torch.randn(expected.shape, generator=torch.Generator().manual_seed(SEED + 1))
+    mine, theirs = tensors(leaves), tensors(ref_leaves)
+    grads = torch.autograd.grad((got * probe).sum(), mine, allow_unused=True)
+    ref_grads = torch.autograd.grad((expected * probe).sum(), theirs, allow_unused=True)
+    for grad, ref_grad, leaf in zip(grads, ref_grads, mine):
+        zero = torch.zeros_like(leaf)
+        if rel_error(zero if grad is None else grad, zero if ref_grad is None else ref_grad) > 1e-4:
+            raise GRADIENT_MISTAKES("not_differentiable/partly", remove=remove)
+
+
+@reports(LOSS_MISTAKES, to_tensor, compare_gradients, wrong_values)
+def compare_loss(name: str, fn, graded: bool, cases, *, grad_arg: int, diagnose, check_shape,
+                 vectorise: str | None = None, hint: str | None = None) -> CheckResult:
     """Check ``fn`` against ``losses.<name>`` on ``cases`` (tuples of arguments), in the one frame.
 
-    On each case: the output's shape (``check_shape``, a scalar by default), dtype, finiteness, that the
+    On each case: the output's shape (``check_shape(got, expected, args)``), dtype, finiteness, that the
     inputs are untouched, the values (``diagnose(got, expected, args)`` names a wrong one); then the
     gradients with respect to argument ``grad_arg``; with ``vectorise``, a note when the code loops.
+    The check that calls it names what ``check_shape`` and ``diagnose`` can report.
     """
     reference = getattr(losses, name)
 
@@ -29,18 +87,13 @@ def compare_loss(name: str, fn, graded: bool, cases, *, grad_arg: int, diagnose,
                 expected = reference(*args)
             learner_args = clone(args)
             got = to_tensor(call(fn, learner_args, ""), expected)
-            (check_shape or scalar_shape)(got, expected, args)
+            check_shape(got, expected, args)
             if got.dtype != expected.dtype:
-                raise Mistake("wrong_dtype", f"returns {got.dtype}, expected {expected.dtype}",
-                              "keep everything in float32 (no .double(), no dtype=torch.float64).")
+                raise LOSS_MISTAKES("wrong_dtype", got=got.dtype, expected=expected.dtype)
             if not torch.isfinite(got).all():
-                raise Mistake("not_finite", "returns NaN or infinite values",
-                              "look for a division by zero, a log or square root of a negative number, or an "
-                              "uninitialised tensor (torch.empty).")
+                raise LOSS_MISTAKES("not_finite")
             if not same(learner_args, args):
-                raise Mistake("modifies_input", "changes its input tensors in place",
-                              "don't use in-place operations (x /= ..., x.pow_(2), x[...] = ...) on the "
-                              "inputs; write x = x / ... to make a new tensor.")
+                raise LOSS_MISTAKES("modifies_input")
             if rel_error(got, expected) > TOLERANCE:
                 raise diagnose(got, expected, args) or wrong_values(got, expected, hint)
         with torch.enable_grad():
@@ -51,36 +104,6 @@ def compare_loss(name: str, fn, graded: bool, cases, *, grad_arg: int, diagnose,
         return (f"correct ({len(cases)} cases checked)\n💡 works, but vectorise it: your code uses a Python "
                 f"{' and '.join(loops)}; {vectorise}. It is much faster on real images."), ("python_loop",)
     return run_check(name, fn, reference, graded, body)
-
-
-def compare_gradients(fn, args, grad_arg, reference):
-    leaves = clone(args[grad_arg], requires_grad=True)
-    others = clone(args)  # the learner gets copies: a change in place must not reach the reference's inputs
-    learner_args = others[:grad_arg] + (leaves,) + others[grad_arg + 1:]
-    got = call(fn, learner_args, " when the inputs require gradients")
-    if not same(learner_args, args):
-        raise Mistake("modifies_input", "changes its input tensors in place",
-                      "don't use in-place operations (x /= ..., x.zero_(), x[...] = ..., list.append) on the "
-                      "inputs; write x = x / ... to make a new tensor.")
-    if isinstance(got, torch.Tensor):
-        same_device(got, args[grad_arg] if isinstance(args[grad_arg], torch.Tensor) else None)
-    args = clone(args)
-    found = source_attributes(fn, {"detach", "numpy", "item", "tolist", "data", "no_grad"})
-    advice = ("use only torch operations on the tensors so autograd can follow them"
-              + (f" (remove {', '.join('.' + a for a in found)})" if found else "") + ".")
-    if not isinstance(got, torch.Tensor) or got.grad_fn is None:
-        raise Mistake("not_differentiable", "the result is not differentiable (no grad_fn)", advice)
-    ref_leaves = clone(args[grad_arg], requires_grad=True)
-    expected = reference(*(args[:grad_arg] + (ref_leaves,) + args[grad_arg + 1:]))
-    probe = torch.randn(expected.shape, generator=torch.Generator().manual_seed(SEED + 1))
-    mine, theirs = tensors(leaves), tensors(ref_leaves)
-    grads = torch.autograd.grad((got * probe).sum(), mine, allow_unused=True)
-    ref_grads = torch.autograd.grad((expected * probe).sum(), theirs, allow_unused=True)
-    for grad, ref_grad, leaf in zip(grads, ref_grads, mine):
-        zero = torch.zeros_like(leaf)
-        if rel_error(zero if grad is None else grad, zero if ref_grad is None else ref_grad) > 1e-4:
-            raise Mistake("not_differentiable", "gradients do not flow through every part of the result",
-                          advice)
 
 
 def clone(obj, requires_grad=False):

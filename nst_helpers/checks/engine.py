@@ -1,24 +1,27 @@
 """The engine every check runs on: the result, the one frame, the stand-in, and naming a mistake.
 
 A check builds its inputs, then calls ``run_check(name, fn, reference, graded, body)``: ``body()`` calls
-the learner's function (through ``call``), compares with the reference, and raises ``Mistake(id, title,
-advice)`` at the first thing wrong; ``match`` names a mistake by recomputing the usual wrong answers.
-The frame prints one line and hands the result to ``finish`` (learning or grading mode, see the package).
+the learner's function (through ``call``), compares with the reference, and raises a ``Mistake`` at the
+first thing wrong; ``match`` names a mistake by recomputing the usual wrong answers.  The frame prints
+one line and hands the result to ``finish`` (learning or grading mode, see the package).
+
+Every mistake is written once, in a ``Mistakes`` table (id: (title, advice)) next to the code that finds
+it: ``TABLE(id, **values)`` is the ``Mistake`` to raise.  ``@reports(tables and helpers)`` says which
+mistakes a check can name (``check.mistakes``); ``COMMON_MISTAKES`` are those every check can name.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import signal
-import sys
-import threading
-import time
+import re
+import string
 import traceback
 from dataclasses import dataclass
 
 import torch
+
+from .deadline import TooSlow, deadline
 
 TOLERANCE = 1e-5   # largest rel_error that counts as correct
 SEED = 0           # every check draws its inputs from generators seeded with this
@@ -86,6 +89,72 @@ class Mistake(Exception):
         self.mistake, self.title, self.advice = mistake, title, advice
 
 
+class Mistakes(dict):
+    """A table of mistakes, {key: (title, advice)}: a key is the mistake's id, or "id/variant" for another wording.
+
+    The texts may hold {fields}: ``table(key, **fields)`` is the ``Mistake`` with them filled in
+    (``advice=`` replaces the advice).  ``table.only(*keys)`` is part of it, ``a | b`` two together.
+    """
+
+    def __call__(self, key: str, advice: str | None = None, **fields) -> Mistake:
+        title, default = self[key]
+        return Mistake(key.partition("/")[0], title.format(**fields), advice or default.format(**fields))
+
+    def only(self, *keys: str) -> Mistakes:
+        return Mistakes({key: self[key] for key in keys})
+
+    def __or__(self, other: dict) -> Mistakes:
+        assert not self.keys() & other.keys(), f"written twice: {sorted(self.keys() & other.keys())}"
+        return Mistakes({**self, **other})
+
+    def listed(self) -> tuple[tuple[str, str], ...]:
+        """(id, title) of every entry, "…" standing for each value a title holds."""
+        return tuple(dict.fromkeys((key.partition("/")[0], shown(title)) for key, (title, _) in self.items()))
+
+
+def shown(text: str) -> str:
+    """``text`` with "…" for its {fields}, as the teacher's guide lists it."""
+    parts = [literal + ("…" if field is not None else "") for literal, field, _, _ in string.Formatter().parse(text)]
+    return re.sub("…+", "…", "".join(parts))
+
+
+def reports(*sources):
+    """Mark a check, or a helper it calls, with the mistakes it can name: ``fn.mistakes``, (id, title) pairs.
+
+    A source is a ``Mistakes`` table (every entry) or a function marked the same way (all it names).
+    ``COMMON_MISTAKES``, which every check can name, are left out: they are listed once.
+    """
+    def mark(fn):
+        found = [pair for source in sources
+                 for pair in (source.listed() if isinstance(source, Mistakes) else source.mistakes)]
+        fn.mistakes = tuple(pair for pair in dict.fromkeys(found) if pair not in COMMON_MISTAKES.listed())
+        return fn
+    return mark
+
+
+COMMON_MISTAKES = Mistakes({   # named by the frame (run_check, call, to_tensor) for any check
+    "still_the_reference": ("this is still the reference stand-in, not your function",
+                            "run the cell that defines your `{name}` again, then this check."),
+    "not_implemented": ("not written yet", "replace `raise NotImplementedError()` with your code."),
+    "exception": ("raises {kind}: {error}{where}{when}", "{typo}fix this error first."),
+    "too_slow": ("did not return within {limit:g} s{when}",
+                 "look for a loop that never ends (a `while` whose condition stays true) or one that runs far "
+                 "too often; the check's inputs are tiny, so a right answer takes milliseconds."),
+    "returned_none": ("returns None", "add a `return` statement at the end."),
+})
+
+OUTPUT_MISTAKES = Mistakes({   # named by the helpers below that look at what the learner's function returned
+    "not_a_tensor": ("returns a {kind}, not a tensor", "return a torch.Tensor."),
+    "wrong_device": ("returns a tensor on {got}, but the inputs are on {expected}",
+                     "keep the result where the inputs are: no .to(...), .cuda(), .cpu() or device=... ."),
+    "not_finite": ("returns NaN or inf", "look for a division by zero or a log of 0 in {where}."),
+    "wrong_shape": ("wrong output shape: expected a scalar (shape ()), got {got}",
+                    "sum over every dimension, the batch included, so that the loss is one number."),
+    "wrong_values": ("wrong values (rel_error {error:.2g}, should be < {tolerance:g})",
+                     "compare your code with the formula above, term by term."),
+})
+
+
 def rel_error(x: torch.Tensor, y: torch.Tensor) -> float:
     """max|x - y| / max(1e-8, max(|x| + |y|)), computed in float64; inf when either holds NaN or inf."""
     x, y = x.detach().double(), y.detach().double()
@@ -121,54 +190,7 @@ def stand_in(reference):
 def not_the_stand_in(fn, reference):
     """A name that an earlier failed check bound to the reference must not pass as the learner's work."""
     if getattr(fn, "nst_stand_in", False):
-        raise Mistake("still_the_reference", "this is still the reference stand-in, not your function",
-                      f"run the cell that defines your `{reference.__name__}` again, then this check.")
-
-
-class TooSlow(BaseException):
-    """Raised inside a learner's function that runs past CHECK_TIME_LIMIT_S (a BaseException, so that a bare
-    ``except Exception`` in the learner's code does not swallow it)."""
-
-
-def _time_limit(fn, seconds: float):
-    """A trace function that stops ``fn`` after ``seconds`` (any platform): at any call it makes, and at every
-    line of the file it was defined in (a notebook cell), where a loop that never ends would spin."""
-    end, home = time.monotonic() + seconds, getattr(getattr(fn, "__code__", None), "co_filename", None)
-
-    def on_line(frame, event, arg):
-        if time.monotonic() > end:
-            raise TooSlow
-        return on_line
-
-    def on_call(frame, event, arg):
-        if time.monotonic() > end:
-            raise TooSlow
-        return on_line if frame.f_code.co_filename == home else None
-    return on_call
-
-
-@contextlib.contextmanager
-def deadline(fn, seconds: float):
-    """Raise TooSlow in ``fn`` after ``seconds``: by a timer signal where there is one (no cost), else by tracing."""
-    if hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread():
-        def stop(signum, frame):
-            raise TooSlow
-        previous, pending = signal.signal(signal.SIGALRM, stop), signal.setitimer(signal.ITIMER_REAL, seconds)
-        start = time.monotonic()
-        try:
-            yield
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, previous)
-            if pending[0]:  # someone else's timer was running: let it go on
-                signal.setitimer(signal.ITIMER_REAL, max(pending[0] - (time.monotonic() - start), 1e-3), pending[1])
-    else:
-        previous = sys.gettrace()
-        sys.settrace(_time_limit(fn, seconds))
-        try:
-            yield
-        finally:
-            sys.settrace(previous)
+        raise COMMON_MISTAKES("still_the_reference", name=reference.__name__)
 
 
 def call(fn, args, when):
@@ -177,19 +199,13 @@ def call(fn, args, when):
         with deadline(fn, CHECK_TIME_LIMIT_S), torch.enable_grad():
             return fn(*args)
     except TooSlow:
-        raise Mistake("too_slow", f"did not return within {CHECK_TIME_LIMIT_S:g} s{when}",
-                      "look for a loop that never ends (a `while` whose condition stays true) or one that "
-                      "runs far too often; the check's inputs are tiny, so a right answer takes milliseconds."
-                      ) from None
+        raise COMMON_MISTAKES("too_slow", limit=CHECK_TIME_LIMIT_S, when=when) from None
     except NotImplementedError:
-        raise Mistake("not_implemented", "not written yet",
-                      "replace `raise NotImplementedError()` with your code.") from None
+        raise COMMON_MISTAKES("not_implemented") from None
     except Exception as error:  # noqa: BLE001 - we report any error of the learner's code
-        where = error_line(fn, error)
-        advice = "fix this error first."
-        if isinstance(error, NameError):
-            advice = "a NameError usually means a typo in a variable name; " + advice
-        raise Mistake("exception", f"raises {type(error).__name__}: {error}{where}{when}", advice) from None
+        typo = "a NameError usually means a typo in a variable name; " if isinstance(error, NameError) else ""
+        raise COMMON_MISTAKES("exception", kind=type(error).__name__, error=error, where=error_line(fn, error),
+                              when=when, typo=typo) from None
 
 
 def error_line(fn, error) -> str:
@@ -198,56 +214,45 @@ def error_line(fn, error) -> str:
     return f" (at `{frames[-1].line}`)" if frames and frames[-1].line else ""
 
 
+@reports(OUTPUT_MISTAKES.only("wrong_device"))
+def same_device(got, expected):
+    if isinstance(expected, torch.Tensor) and got.device != expected.device:
+        raise OUTPUT_MISTAKES("wrong_device", got=got.device, expected=expected.device)
+
+
+@reports(COMMON_MISTAKES.only("returned_none"), OUTPUT_MISTAKES.only("not_a_tensor"), same_device)
 def to_tensor(got, expected):
     if got is None:
-        raise Mistake("returned_none", "returns None", "add a `return` statement at the end.")
+        raise COMMON_MISTAKES("returned_none")
     if isinstance(got, torch.Tensor):
         same_device(got, expected)
         return got.detach()
     try:  # a Python number or a NumPy array: compare the values, the gradient check will complain
         return torch.as_tensor(got).to(expected.dtype)
     except (TypeError, ValueError, RuntimeError):
-        raise Mistake("not_a_tensor", f"returns a {type(got).__name__}, not a tensor",
-                      "return a torch.Tensor.") from None
+        raise OUTPUT_MISTAKES("not_a_tensor", kind=type(got).__name__) from None
 
 
-def same_device(got, expected):
-    if isinstance(expected, torch.Tensor) and got.device != expected.device:
-        raise Mistake("wrong_device", f"returns a tensor on {got.device}, but the inputs are on {expected.device}",
-                      "keep the result where the inputs are: no .to(...), .cuda(), .cpu() or device=... .")
-
-
+@reports(OUTPUT_MISTAKES.only("not_finite"))
 def finite(got, name):
     if not torch.isfinite(got).all():
-        raise Mistake("not_finite", "returns NaN or inf", f"look for a division by zero or a log of 0 in {name}.")
+        raise OUTPUT_MISTAKES("not_finite", where=name)
 
 
+@reports(OUTPUT_MISTAKES.only("wrong_shape"))
 def scalar_shape(got, expected, args):
     if got.numel() != 1:
-        raise Mistake("wrong_shape", f"wrong output shape: expected a scalar (shape ()), got {tuple(got.shape)}",
-                      "sum over every dimension, the batch included, so that the loss is one number.")
+        raise OUTPUT_MISTAKES("wrong_shape", got=tuple(got.shape))
 
 
+@reports(OUTPUT_MISTAKES.only("wrong_values"))
 def wrong_values(got, expected, hint):
-    message = f"wrong values (rel_error {rel_error(got, expected):.2g}, should be < {TOLERANCE:g})"
-    return Mistake("wrong_values", message, hint or "compare your code with the formula above, term by term.")
+    return OUTPUT_MISTAKES("wrong_values", advice=hint, error=rel_error(got, expected), tolerance=TOLERANCE)
 
 
-def match(got, candidates):
-    """The first (mistake, title, advice) whose candidate value equals ``got``."""
-    for mistake, title, advice, value in candidates:
+def match(got, table: Mistakes, candidates, **fields):
+    """``table(key, **fields)`` for the first (key, value) in ``candidates`` whose value equals ``got``, else None."""
+    for key, value in candidates:
         if value is not None and rel_error(got, value) < 1e-4:
-            return Mistake(mistake, title, advice)
+            return table(key, **fields)
     return None
-
-
-NOT_SQUARED = ("not_squared", "the differences are not squared",
-               "square the differences before summing: (a - b).pow(2) or (a - b) ** 2, not abs() or a norm.")
-
-
-MEAN = ("mean_instead_of_sum", "uses a mean instead of a sum",
-        "this loss is a plain sum over all elements: use .sum(), not .mean().")
-
-
-NO_WEIGHT = ("missing_weight", "the weight is missing", "multiply the sum by the weight argument.")
-

@@ -2,7 +2,7 @@
 
 ``SpyNet`` wraps a network and records what it is called on; ``OptimizerSpy`` records every optimiser
 created and watches L-BFGS's steps and closures.  ``LOOP_MISTAKES`` holds the loop mistakes both
-notebooks name, under one id each; ``loop_mistake(id, ...)`` raises one of them.
+notebooks name, under one id each.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import torch
 
 from .compare import same
-from .engine import SEED, Mistake, rel_error
+from .engine import SEED, Mistakes, rel_error
 
-LOOP_MISTAKES = {   # id: (title, advice); the titles may hold {fields} filled in by loop_mistake
+LOOP_MISTAKES = Mistakes({   # the {fields} of a title are filled in where it is raised
     "network_changed": ("the network's weights are optimised (or changed)",
                         "give the optimiser only the pixels: torch.optim.LBFGS([x], ...); the network stays "
                         "frozen."),
@@ -26,13 +26,7 @@ LOOP_MISTAKES = {   # id: (title, advice); the titles may hold {fields} filled i
     "gradients_not_zeroed": ("gradients are not zeroed: they pile up from one evaluation to the next",
                              "call optimizer.zero_grad() at the start of the closure, before loss.backward() "
                              "(L-BFGS calls it several times per step)."),
-}
-
-
-def loop_mistake(mistake: str, **fields) -> Mistake:
-    """The ``Mistake`` of ``LOOP_MISTAKES[mistake]``, its title filled in with ``fields``."""
-    title, advice = LOOP_MISTAKES[mistake]
-    return Mistake(mistake, title.format(**fields), advice)
+})
 
 
 class SpyNet(torch.nn.Module):

@@ -6,25 +6,43 @@ import torch
 
 from .. import losses
 from ..vgg import VGGFeatures
-from .compare import compare_loss
-from .engine import MEAN, NOT_SQUARED, NO_WEIGHT, SEED, CheckResult, Mistake, call, finite, match, run_check, to_tensor
-from .loop_spy import SpyNet, loop_mistake
+from .compare import TERM_MISTAKES, compare_loss
+from .engine import (COMMON_MISTAKES, SEED, CheckResult, Mistakes, call, finite, match, reports, run_check,
+                     scalar_shape, to_tensor)
+from .loop_spy import LOOP_MISTAKES, SpyNet
+
+RECONSTRUCT_MISTAKES = Mistakes({
+    "wrong_shape": ("returns shape {got}, expected the image's {expected}",
+                    "return the image x, not the loss or the activations."),
+    "target_not_from_photo": ("never computes the photo's activations",
+                              "the target is net(photo)[layer], computed once before the loop."),
+    "starts_from_photo": ("starts from the photo itself",
+                          "start from noise (torch.rand with the seed): starting from the answer proves nothing."),
+    "returns_photo": ("returns the photo", "return the optimised image x."),
+    "image_unchanged": ("the image never changed",
+                        "call optimizer.step(closure), and make the closure return the loss after loss.backward()."),
+    "not_converged": ("the relative loss only went from {before:.3g} to {after:.3g} in {steps} steps (the reference "
+                      "reaches {best:.2g})",
+                      "use torch.optim.LBFGS([x], max_iter=steps) and one optimizer.step(closure)."),
+})
 
 
+@reports(TERM_MISTAKES, compare_loss, scalar_shape)
 def check_content_loss(fn, graded: bool = True) -> CheckResult:
     """Check ``fn(content_weight, content_current, content_original)`` -> scalar tensor (notebook 01)."""
     g = torch.Generator().manual_seed(SEED)
     cases = [(w, torch.randn(shape, generator=g), torch.randn(shape, generator=g))
              for w, shape in [(0.37, (1, 4, 5, 3)), (2.5, (2, 3, 4, 6))]]
-    return compare_loss("content_loss", fn, graded, cases, grad_arg=1, diagnose=_diagnose_content)
+    return compare_loss("content_loss", fn, graded, cases, grad_arg=1, diagnose=_diagnose_content,
+                        check_shape=scalar_shape)
 
 
 def _diagnose_content(got, expected, args):
     w, current, original = args
     d = current - original
-    return match(got, [(*NO_WEIGHT, d.pow(2).sum()), (*MEAN, w * d.pow(2).mean()),
-                       (*NOT_SQUARED, w * d.abs().sum()), (*NOT_SQUARED, w * d.sum()),
-                       (*NOT_SQUARED, w * d.norm())])
+    return match(got, TERM_MISTAKES, [("missing_weight", d.pow(2).sum()), ("mean_instead_of_sum", w * d.pow(2).mean()),
+                                      ("not_squared", w * d.abs().sum()), ("not_squared", w * d.sum()),
+                                      ("not_squared", w * d.norm())])
 
 
 def reconstruct(net, layer, photo, steps, seed=0):
@@ -49,6 +67,7 @@ def reconstruct(net, layer, photo, steps, seed=0):
     return x.detach()
 
 
+@reports(RECONSTRUCT_MISTAKES, LOOP_MISTAKES, to_tensor, finite)
 def check_reconstruct(fn, graded: bool = True) -> CheckResult:
     """Check ``fn(net, layer, photo, steps, seed=0)`` on a tiny problem: a random-weight VGG, a 14 x 18 image.
 
@@ -73,41 +92,35 @@ def _check_reconstruct_on(fn, layer, steps, photo):
     weights = [p.detach().clone() for p in spy.parameters()]
     got = call(fn, (spy, layer, photo.clone(), steps), "")
     if got is None:
-        raise Mistake("returned_none", "returns None", "return the optimised image x (x.detach()).")
+        raise COMMON_MISTAKES("returned_none", advice="return the optimised image x (x.detach()).")
     got = to_tensor(got, photo)
     if got.shape != photo.shape:
-        raise Mistake("wrong_shape", f"returns shape {tuple(got.shape)}, expected the image's {tuple(photo.shape)}",
-                      "return the image x, not the loss or the activations.")
+        raise RECONSTRUCT_MISTAKES("wrong_shape", got=tuple(got.shape), expected=tuple(photo.shape))
     finite(got, "the loop (is the loss divided by something that can be 0?)")
     if any(not torch.equal(p.detach(), w) for p, w in zip(spy.parameters(), weights)):
-        raise loop_mistake("network_changed")
+        raise LOOP_MISTAKES("network_changed")
     target_calls = spy.calls_on(photo)
     if target_calls == 0:
-        raise Mistake("target_not_from_photo", "never computes the photo's activations",
-                      "the target is net(photo)[layer], computed once before the loop.")
+        raise RECONSTRUCT_MISTAKES("target_not_from_photo")
     if spy.pixel_calls == 0:
-        raise loop_mistake("pixels_not_optimised")
+        raise LOOP_MISTAKES("pixels_not_optimised")
     if torch.allclose(spy.first_pixels, photo, atol=1e-3):
-        raise Mistake("starts_from_photo", "starts from the photo itself",
-                      "start from noise (torch.rand with the seed): starting from the answer proves nothing.")
+        raise RECONSTRUCT_MISTAKES("starts_from_photo")
     if target_calls > 1:
-        raise loop_mistake("targets_recomputed", image="photo", calls=target_calls)
+        raise LOOP_MISTAKES("targets_recomputed", image="photo", calls=target_calls)
     if spy.stale_gradient:
-        raise loop_mistake("gradients_not_zeroed")
+        raise LOOP_MISTAKES("gradients_not_zeroed")
     best_image = reconstruct(spy.net, layer, photo, steps)
     with torch.no_grad():
         target = spy.net(photo)[layer]
         before, after, best = [float((spy.net(image)[layer] - target).pow(2).sum() / target.pow(2).sum())
                                for image in (spy.first_pixels, got, best_image)]
     if torch.allclose(got, photo, atol=1e-6):
-        raise Mistake("returns_photo", "returns the photo", "return the optimised image x.")
+        raise RECONSTRUCT_MISTAKES("returns_photo")
     if torch.allclose(got, spy.first_pixels):
-        raise Mistake("image_unchanged", "the image never changed",
-                      "call optimizer.step(closure), and make the closure return the loss after loss.backward().")
+        raise RECONSTRUCT_MISTAKES("image_unchanged")
     if after > max(10 * best, 0.05 * before):
-        raise Mistake("not_converged", f"the relative loss only went from {before:.3g} to {after:.3g} in "
-                      f"{steps} steps (the reference reaches {best:.2g})",
-                      "use torch.optim.LBFGS([x], max_iter=steps) and one optimizer.step(closure).")
+        raise RECONSTRUCT_MISTAKES("not_converged", before=before, after=after, steps=steps, best=best)
     return (f"correct: on a tiny problem the relative loss went from {before:.3g} to {after:.2g} in {steps} "
             "steps; target computed once, only the pixels optimised, gradients zeroed")
 

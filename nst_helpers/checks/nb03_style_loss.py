@@ -5,11 +5,47 @@ from __future__ import annotations
 import torch
 
 from .. import losses
-from .compare import compare_loss, clone, same
-from .engine import (MEAN, NOT_SQUARED, SEED, TOLERANCE, CheckResult, Mistake, call, match,
-                     rel_error, run_check, wrong_values)
+from .compare import TERM_MISTAKES, clone, compare_loss, same
+from .engine import (COMMON_MISTAKES, SEED, TOLERANCE, CheckResult, Mistakes, call, match, rel_error, reports,
+                     run_check, scalar_shape, wrong_values)
+
+STYLE_LOSS_MISTAKES = TERM_MISTAKES.only("not_squared", "mean_instead_of_sum") | {
+    "missing_layer_weights": ("the layer weights are missing",
+                              "multiply each layer's term by its weight style_weights[i]."),
+    "first_layer_only": ("only the first style layer is used",
+                         "sum the weighted terms of all layers; don't return inside the loop."),
+    "wrong_target": ("compares against the wrong target",
+                     "compare the Gram matrix of feats[style_layers[i]] with style_targets[i] (the same i)."),
+    "wrong_target/not_subtracted": ("does not subtract the target",
+                                    "compare the Gram matrix of feats[style_layers[i]] with style_targets[i] (the "
+                                    "same i)."),
+}
+
+LAYER_WEIGHT_MISTAKES = Mistakes({
+    "wrong_shape": ("returns {kind}, not one number per layer",
+                    "return a list with one weight (a float) per style target."),
+    "wrong_shape/count": ("returns {count} weights for {layers} layers",
+                          "return one weight per style target, in the same order."),
+    "not_finite": ("returns NaN or inf", "check for a division by zero."),
+    "modifies_input": ("changes the style targets in place",
+                       "compute sums from the targets without writing into them."),
+    "same_for_all_layers": ("every layer gets the same weight",
+                            "the layers' Gram matrices differ in size by orders of magnitude: divide by each "
+                            "layer's own sum A_l^2."),
+    "missing_layer_count": ("the weights are {count} times too large (the 1/L is missing)",
+                            "share style_weight among the L layers: divide by L as well."),
+    "ignores_style_weight": ("style_weight is not used", "multiply by style_weight."),
+    "norm_not_squared": ("divides by the norm of A_l, not its square",
+                         "divide by sum A_l^2 (the squared norm), the size of the term itself."),
+    "not_squared": ("divides by a sum that is not a sum of squares",
+                    "a layer's term is a sum of SQUARED differences; for features of zeros it is sum A_l^2."),
+    "by_element_count": ("divides by the number of entries, not by the size of the target",
+                         "divide by sum A_l^2: the number of entries does not say how large the values are."),
+    "inverted": ("multiplies by sum A_l^2 instead of dividing", "divide by sum A_l^2."),
+})
 
 
+@reports(STYLE_LOSS_MISTAKES, compare_loss, scalar_shape)
 def check_style_loss(fn, graded: bool = True) -> CheckResult:
     """Check ``fn(feats, style_layers, style_targets, style_weights)`` -> scalar tensor (notebook 03)."""
     g = torch.Generator().manual_seed(SEED)
@@ -25,7 +61,8 @@ def check_style_loss(fn, graded: bool = True) -> CheckResult:
     feats_list = [torch.randn(shape, generator=g) for shape in [(2, 4, 3, 5), (2, 4, 5, 2), (2, 6, 3, 3)]]
     case_list = (feats_list, [1, 0], [target((1, 4, 5, 2)), target((1, 4, 3, 5))], [4.0, 0.25])
     return compare_loss("style_loss", fn, graded, [case_dict, case_list], grad_arg=0, diagnose=_diagnose_style,
-                hint="style_loss uses your gram_matrix: make sure check_gram_matrix passes first.")
+                        check_shape=scalar_shape,
+                        hint="style_loss uses your gram_matrix: make sure check_gram_matrix passes first.")
 
 
 def _diagnose_style(got, expected, args):
@@ -43,20 +80,17 @@ def _diagnose_style(got, expected, args):
         by_layer = [targets[layer] for layer in layers]
         if any(t.shape[-2:] != g.shape[-2:] for t, g in zip(by_layer, grams)):
             by_layer = None
-    first = ("first_layer_only", "only the first style layer is used",
-             "sum the weighted terms of all layers; don't return inside the loop.")
-    target_advice = "compare the Gram matrix of feats[style_layers[i]] with style_targets[i] (the same i)."
-    return match(got, [
-        ("missing_layer_weights", "the layer weights are missing",
-         "multiply each layer's term by its weight style_weights[i].", total(squared, use_weights=False)),
-        (*first, weights[0] * squared(grams[0] - targets[0])), (*first, squared(grams[0] - targets[0])),
-        (*NOT_SQUARED, total(lambda d: d.abs().sum())), (*NOT_SQUARED, total(lambda d: d.sum())),
-        (*NOT_SQUARED, total(lambda d: d.norm())), (*MEAN, total(lambda d: d.pow(2).mean())),
-        ("wrong_target", "compares against the wrong target", target_advice, total(squared, against=by_layer)),
-        ("wrong_target", "does not subtract the target", target_advice,
-         total(squared, against=[torch.zeros_like(t) for t in targets]))])
+    return match(got, STYLE_LOSS_MISTAKES, [
+        ("missing_layer_weights", total(squared, use_weights=False)),
+        ("first_layer_only", weights[0] * squared(grams[0] - targets[0])),
+        ("first_layer_only", squared(grams[0] - targets[0])),
+        ("not_squared", total(lambda d: d.abs().sum())), ("not_squared", total(lambda d: d.sum())),
+        ("not_squared", total(lambda d: d.norm())), ("mean_instead_of_sum", total(lambda d: d.pow(2).mean())),
+        ("wrong_target", total(squared, against=by_layer)),
+        ("wrong_target/not_subtracted", total(squared, against=[torch.zeros_like(t) for t in targets]))])
 
 
+@reports(LAYER_WEIGHT_MISTAKES, wrong_values)
 def check_normalized_style_weights(fn, graded: bool = True) -> CheckResult:
     """Check ``fn(style_weight, style_targets)`` -> one weight per layer, w_l = style_weight / (L * sum A_l^2).
 
@@ -74,20 +108,17 @@ def check_normalized_style_weights(fn, graded: bool = True) -> CheckResult:
             given = clone(targets)
             got = call(fn, (style_weight, given), "")
             if got is None:
-                raise Mistake("returned_none", "returns None", "add a `return` statement at the end.")
+                raise COMMON_MISTAKES("returned_none")
             try:
                 values = [float(w) for w in got]
             except (TypeError, ValueError, RuntimeError):
-                raise Mistake("wrong_shape", f"returns {type(got).__name__}, not one number per layer",
-                              "return a list with one weight (a float) per style target.") from None
+                raise LAYER_WEIGHT_MISTAKES("wrong_shape", kind=type(got).__name__) from None
             if len(values) != len(targets):
-                raise Mistake("wrong_shape", f"returns {len(values)} weights for {len(targets)} layers",
-                              "return one weight per style target, in the same order.")
+                raise LAYER_WEIGHT_MISTAKES("wrong_shape/count", count=len(values), layers=len(targets))
             if not all(torch.isfinite(torch.tensor(values))):
-                raise Mistake("not_finite", "returns NaN or inf", "check for a division by zero.")
+                raise LAYER_WEIGHT_MISTAKES("not_finite")
             if not same(given, targets):
-                raise Mistake("modifies_input", "changes the style targets in place",
-                              "compute sums from the targets without writing into them.")
+                raise LAYER_WEIGHT_MISTAKES("modifies_input")
             expected = torch.tensor(reference(style_weight, targets), dtype=torch.float64)
             got_values = torch.tensor(values, dtype=torch.float64)
             if rel_error(got_values, expected) > TOLERANCE:
@@ -105,24 +136,10 @@ def _diagnose_layer_weights(got, style_weight, targets):
     abs_sums = torch.tensor([float(t.double().abs().sum()) for t in targets], dtype=torch.float64)
     sizes = torch.tensor([float(t.numel()) for t in targets], dtype=torch.float64)
     if torch.allclose(got, got[0].expand_as(got), rtol=1e-6):
-        return Mistake("same_for_all_layers", "every layer gets the same weight",
-                       "the layers' Gram matrices differ in size by orders of magnitude: divide by each "
-                       "layer's own sum A_l^2.")
-    not_squared = ("not_squared", "divides by a sum that is not a sum of squares",
-                   "a layer's term is a sum of SQUARED differences; for features of zeros it is sum A_l^2.")
-    return match(got, [
-        ("missing_layer_count", f"the weights are {count} times too large (the 1/L is missing)",
-         "share style_weight among the L layers: divide by L as well.", style_weight / squares),
-        ("ignores_style_weight", "style_weight is not used", "multiply by style_weight.", 1 / (count * squares)),
-        ("missing_layer_count", "style_weight is not shared among the layers", "divide by L as well.",
-         torch.full_like(got, style_weight) / squares),
-        ("norm_not_squared", "divides by the norm of A_l, not its square",
-         "divide by sum A_l^2 (the squared norm), the size of the term itself.",
-         style_weight / (count * squares.sqrt())),
-        (*not_squared, style_weight / (count * abs_sums)), (*not_squared, style_weight / (count * sums)),
-        ("by_element_count", "divides by the number of entries, not by the size of the target",
-         "divide by sum A_l^2: the number of entries does not say how large the values are.",
-         style_weight / (count * sizes)),
-        ("inverted", "multiplies by sum A_l^2 instead of dividing", "divide by sum A_l^2.",
-         style_weight * squares / count)])
-
+        return LAYER_WEIGHT_MISTAKES("same_for_all_layers")
+    return match(got, LAYER_WEIGHT_MISTAKES, [
+        ("missing_layer_count", style_weight / squares), ("ignores_style_weight", 1 / (count * squares)),
+        ("norm_not_squared", style_weight / (count * squares.sqrt())),
+        ("not_squared", style_weight / (count * abs_sums)), ("not_squared", style_weight / (count * sums)),
+        ("by_element_count", style_weight / (count * sizes)), ("inverted", style_weight * squares / count)],
+        count=count)

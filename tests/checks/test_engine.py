@@ -42,6 +42,46 @@ def test_rel_error():
     assert checks.rel_error(x, torch.tensor([1.0, 2.5])) == pytest.approx(0.5 / 4.5)
 
 
+# --- the tables of mistakes --------------------------------------------------------------------
+
+TABLE = engine.Mistakes({"wrong_scale": ("off by {factor:.3g} times ({where}…)", "divide by {what}."),
+                         "wrong_scale/small": ("too small", "multiply."),
+                         "literal": ("keeps {{braces}}", "write {{name: size}}.")})
+
+
+def test_a_table_makes_the_mistake_with_its_values_filled_in():
+    mistake = TABLE("wrong_scale", factor=2.0 / 3, where="item 1", what="C*H*W")
+    assert (mistake.mistake, mistake.title, mistake.advice) == ("wrong_scale", "off by 0.667 times (item 1…)",
+                                                                "divide by C*H*W.")
+    assert TABLE("wrong_scale/small").mistake == "wrong_scale"          # another wording of the same mistake
+    assert TABLE("wrong_scale/small", advice="other {x}").advice == "other {x}"
+    assert (TABLE("literal").title, TABLE("literal").advice) == ("keeps {braces}", "write {name: size}.")
+    with pytest.raises(KeyError):
+        TABLE("not_in_the_table")
+
+
+def test_a_table_lists_its_titles_with_dots_for_values():
+    assert TABLE.listed() == (("wrong_scale", "off by … times (…)"), ("wrong_scale", "too small"),
+                              ("literal", "keeps {braces}"))
+    assert TABLE.only("literal").listed() == (("literal", "keeps {braces}"),)
+    with pytest.raises(AssertionError, match="literal"):
+        TABLE | {"literal": ("again", "no.")}
+
+
+def test_reports_gathers_tables_and_helpers_but_not_the_common_mistakes():
+    @engine.reports(TABLE.only("literal"), engine.COMMON_MISTAKES)
+    def helper():
+        pass
+
+    @engine.reports(TABLE.only("wrong_scale"), helper, engine.to_tensor)
+    def check():
+        pass
+    assert helper.mistakes == (("literal", "keeps {braces}"),)
+    assert check.mistakes[:2] == (("wrong_scale", "off by … times (…)"), ("literal", "keeps {braces}"))
+    assert ("wrong_device", "returns a tensor on …, but the inputs are on …") in check.mistakes
+    assert ("returned_none", "returns None") not in check.mistakes
+
+
 # --- learning mode falls back to the reference, grading mode raises ---------------------------
 
 def _notebook_namespace(source: str) -> dict:

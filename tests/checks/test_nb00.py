@@ -43,6 +43,8 @@ def test_an_index_based_preprocessing_passes():
     ("flipped_wrong_dim", lambda x: x.flip(2) * 255 - MEAN_BGR),
     ("torchvision_recipe", lambda x: (x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
      / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)),
+    ("torchvision_recipe", lambda x: ((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+                                      / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)).flip(1)),
     ("wrong_shape", lambda x: (x.flip(1) * 255 - MEAN_BGR)[0]),
     ("wrong_dtype", lambda x: (x.flip(1) * 255 - MEAN_BGR).double()),
     ("not_finite", lambda x: x.flip(1) * 255 - MEAN_BGR + float("nan")),

@@ -105,6 +105,11 @@ def test_normalized_style_weights_names_each_mistake(mistake):
     assert mistake_of(checks.check_normalized_style_weights, WRONG_WEIGHTS[mistake]) == mistake
 
 
+def test_normalized_style_weights_names_a_single_number():
+    result = checks.check_normalized_style_weights(lambda w, targets: w / len(targets), graded=False)
+    assert result.mistake == "wrong_shape" and "not one number per layer" in result.message
+
+
 def test_normalized_style_weights_names_changing_the_targets():
     assert mistake_of(checks.check_normalized_style_weights, weights_in_place) == "modifies_input"
 

@@ -180,5 +180,15 @@ def test_tv_isotropic_eps_left_out_is_named():
     assert mistake_of(checks.check_tv_isotropic, no_eps) == "eps_not_inside_sqrt"
 
 
+def test_tv_isotropic_names_a_nan_gradient_where_the_value_is_right():
+    def where_not_zero(img, tv_weight, eps=1e-8):   # the value is right, but torch.where's gradient is NaN at 0
+        dv = img[:, :, 1:, :-1] - img[:, :, :-1, :-1]
+        dh = img[:, :, :-1, 1:] - img[:, :, :-1, :-1]
+        m = dv.pow(2) + dh.pow(2)
+        return tv_weight * torch.where(m > 0, m.sqrt(), torch.full_like(m, eps ** 0.5)).sum()
+    result = checks.check_tv_isotropic(where_not_zero, graded=False)
+    assert result.mistake == "eps_not_inside_sqrt" and "NaN where the image is flat" in result.message
+
+
 def test_tv_isotropic_names_changing_the_input():
     assert mistake_of(checks.check_tv_isotropic, tv_iso_in_place) == "modifies_input"

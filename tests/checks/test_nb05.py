@@ -150,6 +150,19 @@ def test_transfer_loop_names_an_unclamped_result():
     assert mistake_of(checks.check_transfer_loop, loop) == "not_clamped"
 
 
+def test_transfer_loop_names_a_loop_without_an_optimiser():
+    def no_loop(extractor, content, style, steps, *settings):
+        return content.clone()
+    assert mistake_of(checks.check_transfer_loop, no_loop) == "no_optimizer"
+
+
+def test_transfer_loop_names_a_result_of_the_wrong_shape():
+    def loop(*args, **kwargs):
+        return make_loop()(*args, **kwargs)[0]
+    result = checks.check_transfer_loop(loop, graded=False)
+    assert result.mistake == "wrong_shape" and "expected an image of shape (1, 3, 16, 20)" in result.message
+
+
 def test_transfer_loop_names_a_nan_result():
     def loop(*args, **kwargs):
         return make_loop()(*args, **kwargs) * float("nan")

@@ -75,6 +75,14 @@ def returns_none(style, content):
     symmetric_match(style, content)
 
 
+def too_bright(style, content):
+    return symmetric_match(style, content) * 1.1
+
+
+def one_image(style, content):
+    return symmetric_match(style, content)[0]
+
+
 @pytest.mark.parametrize("fn", [symmetric_match, cholesky_match, controls.match_histogram])
 def test_match_histogram_accepts_any_right_matrix(fn):
     result = checks.check_match_histogram(fn, graded=False)
@@ -84,7 +92,8 @@ def test_match_histogram_accepts_any_right_matrix(fn):
 @pytest.mark.parametrize("fn, mistake", [
     (mean_only, "mean_only"), (per_channel, "per_channel"), (no_square_root, "no_square_root"),
     (swapped, "swapped"), (mean_not_removed, "mean_not_removed"), (clamped, "clamped"),
-    (in_place, "modifies_input"), (nan_result, "not_finite"), (returns_none, "returned_none")])
+    (in_place, "modifies_input"), (nan_result, "not_finite"), (returns_none, "returned_none"),
+    (too_bright, "wrong_statistics"), (one_image, "wrong_shape")])
 def test_match_histogram_names_the_mistake(fn, mistake, capsys):
     result = checks.check_match_histogram(fn, graded=False)
     assert not result.passed and result.mistake == mistake, result.message
