@@ -316,3 +316,17 @@ def test_exercise_table_lists_points_and_the_checks_mistakes(tmp_path):
     assert "| `check_a` | `t-gram` | " in text and "only the first item (`first_item_only`)" in text
     assert "| `check_b` | — | — |" in text
     assert "All checks also name (from the runner they share): not written yet (`not_implemented`)." in text
+
+
+def test_exercise_table_lists_answers_graded_by_hand_with_their_points(tmp_path):
+    nb = _exercise_notebook()
+    nb.cells.append(new_markdown_cell("A sample answer.", metadata={"nbgrader": {
+        "grade": True, "grade_id": "t-essay", "locked": False, "points": 4, "schema_version": 3,
+        "solution": True, "task": False}}))
+    path = tmp_path / "07_fake.ipynb"
+    nbformat.write(nb, path)
+    found = tables.exercises(nbformat.read(path, as_version=4))
+    assert found[-1] == {"id": "t-essay", "points": 4, "checks": [], "by_hand": True}
+    assert not any(exercise["by_hand"] for exercise in found[:-1])
+    assert "`t-essay` (4, by hand)" in tables.tables([path], tables.check_mistakes(_fake_checks()),
+                                                 (("not_implemented", "not written yet"),))

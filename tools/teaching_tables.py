@@ -33,12 +33,17 @@ def reading_minutes(nb) -> float:
 
 
 def exercises(nb) -> list[dict]:
-    """Per solution cell: its grade_id, the points of the autograded cells after it, the checks they call."""
+    """Per solution cell: its grade_id, the points of the autograded cells after it, the checks they call.
+
+    A solution cell that is graded itself (an answer graded by hand) carries its own points and "by_hand".
+    """
     found = []
     for cell in nb.cells:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         if meta.get("solution"):
-            found.append({"id": meta.get("grade_id", "?"), "points": 0, "checks": []})
+            by_hand = bool(meta.get("grade"))
+            found.append({"id": meta.get("grade_id", "?"), "points": int(meta.get("points", 0)) if by_hand else 0,
+                          "checks": [], "by_hand": by_hand})
         elif meta.get("grade") and found:
             found[-1]["points"] += int(meta.get("points", 0))
             found[-1]["checks"] += re.findall(r"checks\.(check_\w+)\(", cell.source)
@@ -55,7 +60,8 @@ def tables(notebooks: list[Path], mistakes: dict[str, tuple], common: tuple[tupl
     lines = ["| notebook | reading (min) | exercises (points) |", "| --- | --- | --- |"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        listed = ", ".join(f"`{e['id']}` ({e['points']})" for e in exercises(nb)) or "none graded yet"
+        listed = ", ".join(f"`{e['id']}` ({e['points']}{', by hand' if e['by_hand'] else ''})"
+                           for e in exercises(nb)) or "none graded yet"
         lines.append(f"| `{path.stem}` | {reading_minutes(nb):.0f} | {listed} |")
     used_by: dict[str, list[str]] = {}
     for path in notebooks:
