@@ -61,9 +61,7 @@ def _probe_precision(device: torch.device) -> tuple[bool, str]:
         if tiny_bf16 > 5 * tiny_fp32:                               # emulated: don't time anything bigger
             return False, f"fp32: bf16 was {tiny_bf16 / tiny_fp32:.0f}x slower on a tiny convolution"
         side = 32 if device.type == "cpu" else 128
-        fp32 = bf16 = float("inf")
-        for _ in range(4):                                          # interleaved, so that load hits both
-            fp32, bf16 = min(fp32, fastest(False, side, 1)), min(bf16, fastest(True, side, 1))
+        fp32, bf16 = _race(lambda: _probe_seconds(device, False, side), lambda: _probe_seconds(device, True, side))
     except RuntimeError as err:                                     # e.g. no bf16 kernels on this device
         return False, f"fp32: bf16 failed ({' '.join(str(err).split())[:80]})"
     finally:
@@ -97,11 +95,8 @@ def _probe_memory_format(device: torch.device, bf16: bool) -> tuple[bool, str]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)     # as in _probe_precision
     try:
-        _probe_seconds(device, bf16, side, False), _probe_seconds(device, bf16, side, True)   # warm-up
-        nchw = channels_last = float("inf")
-        for _ in range(4):                                          # interleaved, so that load hits both
-            nchw = min(nchw, _probe_seconds(device, bf16, side, False))
-            channels_last = min(channels_last, _probe_seconds(device, bf16, side, True))
+        nchw, channels_last = _race(lambda: _probe_seconds(device, bf16, side, False),
+                                    lambda: _probe_seconds(device, bf16, side, True), warm_up=True)
     except RuntimeError as err:                                     # e.g. a device without channels_last kernels
         return False, f"nchw: channels_last failed ({' '.join(str(err).split())[:80]})"
     finally:
@@ -110,6 +105,17 @@ def _probe_memory_format(device: torch.device, bf16: bool) -> tuple[bool, str]:
     chosen = "channels_last" if speed >= FORMAT_MARGIN else "nchw"
     return chosen == "channels_last", f"{chosen}: a probe convolution in {precision} ran {speed:.2f}x as fast in " \
                                       f"channels_last as in NCHW ({channels_last * 1e3:.1f} vs {nchw * 1e3:.1f} ms)"
+
+
+def _race(first, second, rounds: int = 4, warm_up: bool = False) -> tuple[float, float]:
+    """The fastest of ``rounds`` timings of each of two probes, taken in turn so that other programs' load hits
+    both alike (the minimum: other work only adds time)."""
+    if warm_up:                                                     # first calls set up kernels
+        first(), second()
+    a = b = float("inf")
+    for _ in range(rounds):
+        a, b = min(a, first()), min(b, second())
+    return a, b
 
 
 def _probe_seconds(device: torch.device, bf16: bool, side: int, channels_last: bool = False) -> float:

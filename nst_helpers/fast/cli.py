@@ -62,24 +62,33 @@ def stylize_main(parser: argparse.ArgumentParser, argv: list[str], prog: str = "
                          "or --network NET.pt")
     except SystemExit as stop:
         return stop.code if isinstance(stop.code, int) else 2
-    try:
-        _interrupt.raise_on_ctrl_c()
+    def work():
         from .shipped import stylize_fast
 
-        styles = args.style or None
         size_given = any(a == "--size" or a.startswith("--size=") for a in argv)
-        image = stylize_fast(args.content, styles, network=args.network, size=args.size if size_given else FAST_SIZE,
-                             blend=args.style_blend, device=args.device)
-        saved = images.save_image(image, args.output)
-        if not args.quiet:
-            print(f"saved {saved} ({image.shape[-1]}x{image.shape[-2]} px, one pass of a trained network)")
-        return 0
+        image = stylize_fast(args.content, args.style or None, network=args.network,
+                             size=args.size if size_given else FAST_SIZE, blend=args.style_blend, device=args.device)
+        return image, images.save_image(image, args.output)
+
+    code, done = _guarded(prog, "interrupted; nothing was saved", work)
+    if code is None and not args.quiet:
+        image, saved = done
+        print(f"saved {saved} ({image.shape[-1]}x{image.shape[-2]} px, one pass of a trained network)")
+    return code or 0
+
+
+def _guarded(prog: str, interrupted: str, work):
+    """(exit code, work()) with Ctrl-C on: (130, None) after printing ``interrupted``, (1, None) after printing an
+    error in one line, else (None, what work returned)."""
+    try:
+        _interrupt.raise_on_ctrl_c()
+        return None, work()
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; nothing was saved", file=sys.stderr)
-        return 130
+        print(f"{prog}: {interrupted}", file=sys.stderr)
+        return 130, None
     except Exception as err:
         print(f"{prog}: error: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
-        return 1
+        return 1, None
     finally:
         _interrupt.ignore_ctrl_c()
 
@@ -142,18 +151,11 @@ def train_main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"{TRAIN_PROG}: error: {err} (see {TRAIN_PROG} --help)", file=sys.stderr)
         return 2
-    try:
-        _interrupt.raise_on_ctrl_c()
-        result = train(args.painting, checkpoint=output, resume=not args.restart, progress=not args.quiet,
-                       **settings)
-    except KeyboardInterrupt:
-        print(f"{TRAIN_PROG}: interrupted before training began; nothing new was saved", file=sys.stderr)
-        return 130
-    except Exception as err:
-        print(f"{TRAIN_PROG}: error: {' '.join(str(err).split()) or type(err).__name__}", file=sys.stderr)
-        return 1
-    finally:
-        _interrupt.ignore_ctrl_c()
+    code, result = _guarded(TRAIN_PROG, "interrupted before training began; nothing new was saved",
+                            lambda: train(args.painting, checkpoint=output, resume=not args.restart,
+                                          progress=not args.quiet, **settings))
+    if code is not None:
+        return code
     steps = len(result.history)
     if result.interrupted:
         print(f"{TRAIN_PROG}: interrupted after {steps} steps; saved the best network so far to {output} "
