@@ -15,7 +15,7 @@ from .levels import level_inputs
 from .settings import Settings
 from .vgg import VGGFeatures
 
-__all__ = ["Objective", "evaluate_loss", "pad_to_multiple", "use_memory_format", "RANGE_WEIGHT"]
+__all__ = ["Objective", "evaluate_loss", "pad_to_multiple", "picture_region", "use_memory_format", "RANGE_WEIGHT"]
 
 RANGE_WEIGHT = 1e3     # the range penalty's weight, per unit of the other weights (see transfer's docstring)
 
@@ -28,7 +28,8 @@ class Objective:
     with ``channels_last`` its weights and input are in ``torch.channels_last`` (``use_memory_format``), and
     so are the activations; Gram matrices and losses are always computed in fp32, whatever the layout.
     Every image goes through the VGG padded to a multiple of 16 pixels (``pad_to_multiple``), so that its
-    edges are stylised like its interior.
+    edges are stylised like its interior; the style loss of x then uses the guided Gram matrix below over
+    the picture's own positions (``picture_region``), so the padding is seen but not counted.
 
     Several styles: the style loss is the sum of one style loss per style, each measured against its
     own Gram targets and weighted by ``controls.blend_matrix(opts.style_blend, ...)`` (per style and
@@ -54,9 +55,9 @@ class Objective:
                 weights = [weight * float(share) for weight, share in
                            zip(normalized_style_weights(opts.style_weight, targets), blend[k])]
                 used = [i for i, weight in enumerate(weights) if weight > 0]
-                layer_masks = None if masks is None else \
-                    [controls.mask_at(pad_to_multiple(masks[k]), content_feats[opts.style_layers[i]].shape[-2:])
-                     for i in used]
+                region = picture_region(content_img, None if masks is None else masks[k])
+                layer_masks = None if region is None else \
+                    [controls.mask_at(region, content_feats[opts.style_layers[i]].shape[-2:]) for i in used]
                 strength = 1.0 if masks is None else controls.mask_strength(masks[k])  # a grey mask: less style
                 self.style_terms.append(([opts.style_layers[i] for i in used], [targets[i] for i in used],
                                          [weights[i] * strength for i in used], layer_masks))
@@ -113,12 +114,14 @@ def pad_to_multiple(image: torch.Tensor, multiple: int = 16) -> torch.Tensor:
     or column.  Without padding, the rows and columns beyond the last whole 16 x 16 cell reach the deep
     layers weakly or not at all, so the style barely touches them and they keep the content's colours
     (a band along the bottom of a 256 x 170 result).  Padded, every pixel reaches every layer.
-    Why reflection: the added pixels carry the image's own colours and texture, so the Gram matrices
-    see no black border (zeros would).  Why padding rather than sizes rounded to a multiple of 16: the
-    result keeps the size and aspect ratio asked for; the padding is only seen by the VGG and costs a
-    few per cent more work.  Why the added pixels pass no gradient back: mirrored, the last rows would
-    count twice in the loss and come out over-styled (a blue strip instead of a brown one).  Images too
-    small to reflect (a side shorter than its padding) repeat their last row and column instead.
+    Why reflection: the added pixels carry the image's own colours and texture, so the units near the
+    edge see a plausible continuation of the picture, not a black border.  Why padding rather than sizes
+    rounded to a multiple of 16: the result keeps the size and aspect ratio asked for; the padding is only
+    seen by the VGG and costs a few per cent more work.  The mirrored pixels pass their gradients back to
+    the pixels they copy, and the style loss leaves their positions out (``picture_region``): so they are
+    context only, and the last rows and columns are neither counted twice nor pushed harder than the rest
+    (either gave a speckled or over-styled strip along the edge).  Images too small to reflect (a side
+    shorter than its padding) repeat their last row and column instead.
     Introduced in notebook 05.
     """
     height, width = image.shape[-2:]
@@ -126,9 +129,19 @@ def pad_to_multiple(image: torch.Tensor, multiple: int = 16) -> torch.Tensor:
     if pad_h == 0 and pad_w == 0:
         return image
     mode = "reflect" if pad_h < height and pad_w < width else "replicate"
-    padded = F.pad(image.detach(), (0, pad_w, 0, pad_h), mode=mode)
-    padded[..., :height, :width] = image    # gradients reach the image only through its own pixels
-    return padded
+    return F.pad(image, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def picture_region(image: torch.Tensor, mask: torch.Tensor | None = None,
+                   multiple: int = 16) -> torch.Tensor | None:
+    """Where the style loss looks, at the size ``pad_to_multiple`` gives ``image``: ``mask`` (1 everywhere when
+    None) over the picture, 0 over the padding.  None when there is neither a mask nor padding (notebook 05)."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if mask is None and pad_h == 0 and pad_w == 0:
+        return None
+    base = torch.ones_like(image[:, :1]) if mask is None else mask
+    return F.pad(base, (0, pad_w, 0, pad_h), value=0.0)
 
 
 def _number(value) -> float:
