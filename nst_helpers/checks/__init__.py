@@ -12,7 +12,8 @@ must be below 1e-5.
 Files, in reading order: ``engine`` (the result, the one frame ``run_check``, naming a mistake),
 ``deadline`` (the time limit on the learner's function), ``compare`` (values, gradients and inputs
 against the reference), ``loop_spy`` (the network and optimiser spies of notebooks 01 and 05, and the
-loop mistakes they share), then one file per notebook, ``nb00_images_and_vgg`` ... ``nb06_controls``.
+loop mistakes they share), then one file per notebook, ``nb00_images_and_vgg`` ... ``nb06_controls``, and two
+for notebook 07: ``nb07_fast_style_transfer`` (the residual block) and ``nb07_training_step``.
 
 Each mistake a check can name is written once, in a table of id: (title, advice) beside the code that
 finds it; each check lists what it can name in ``check.mistakes`` ((id, title) pairs, "…" where the
@@ -37,10 +38,13 @@ from .nb03_style_loss import check_normalized_style_weights, check_style_loss
 from .nb04_total_variation import check_tv_isotropic, check_tv_loss, tv_isotropic
 from .nb05_style_transfer import check_range_penalty, check_transfer_loop, transfer_loop
 from .nb06_controls import check_guided_gram, check_match_histogram
+from .nb07_fast_style_transfer import PlainResidualBlock, check_residual_block
+from .nb07_training_step import check_training_step, training_step
 
 __all__ = ["CheckResult", "ExerciseFailed", "finish", "grading", "rel_error", "TOLERANCE", "LOOP_MISTAKES",
            "check_caffe_preprocess", "check_receptive_fields", "check_content_loss", "check_reconstruct",
            "check_gram_matrix", "check_gram_distance", "check_style_loss", "check_normalized_style_weights",
            "check_tv_loss", "check_tv_isotropic", "check_range_penalty", "check_transfer_loop",
-           "check_match_histogram", "check_guided_gram",
-           "caffe_preprocess", "receptive_fields", "reconstruct", "gram_distance", "tv_isotropic", "transfer_loop"]
+           "check_match_histogram", "check_guided_gram", "check_residual_block", "check_training_step",
+           "caffe_preprocess", "receptive_fields", "reconstruct", "gram_distance", "tv_isotropic", "transfer_loop",
+           "PlainResidualBlock", "training_step"]

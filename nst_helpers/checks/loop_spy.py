@@ -1,8 +1,9 @@
-"""The loop spy of notebooks 01 and 05: a network and an optimiser that watch how a learner's loop runs.
+"""The loop spy of notebooks 01, 05 and 07: networks and optimisers that watch how a learner's loop runs.
 
 ``SpyNet`` wraps a network and records what it is called on; ``OptimizerSpy`` records every optimiser
-created and watches L-BFGS's steps and closures.  ``LOOP_MISTAKES`` holds the loop mistakes both
-notebooks name, under one id each.
+created and watches L-BFGS's steps and closures; ``TinyTransform`` and ``WatchedAdam`` (notebook 07) are a
+small network to train and an Adam that records the gradients each step follows.  ``LOOP_MISTAKES`` holds
+the loop mistakes these notebooks share, under one id each.
 """
 
 from __future__ import annotations
@@ -87,6 +88,37 @@ class TinyExtractor(torch.nn.Module):
         first = torch.relu(self.conv1(image))
         second = torch.relu(self.conv2(first))
         return {"relu1_1": first, "relu2_1": second}
+
+
+class TinyTransform(torch.nn.Module):
+    """Two small convolutions and a sigmoid standing in for the transformation network; counts its calls."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(SEED + 2)
+        self.conv1 = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = torch.nn.Conv2d(4, 3, 3, padding=1)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(0.4 * torch.randn(p.shape, generator=g))
+        self.calls = 0
+
+    def forward(self, photos):
+        self.calls += 1
+        return torch.sigmoid(self.conv2(torch.relu(self.conv1(photos))))
+
+
+class WatchedAdam(torch.optim.Adam):
+    """Adam that records, at every ``step()``, the gradients it follows (``seen``: one list per step)."""
+
+    def __init__(self, params, lr):
+        super().__init__(params, lr=lr)
+        self.seen: list[list] = []
+
+    def step(self, closure=None):
+        self.seen.append([None if p.grad is None else p.grad.detach().clone()
+                          for group in self.param_groups for p in group["params"]])
+        return super().step(closure)
 
 
 class OptimizerSpy:
