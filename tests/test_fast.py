@@ -165,6 +165,12 @@ def test_training_moves_the_weights_and_ctrl_c_keeps_the_best(tmp_path, random_v
     assert any(not torch.equal(before[k], v) for k, v in result.net.state_dict().items() if "conv" in k)
 
 
+def test_the_progress_bar_shows_the_loss_without_a_warning(tmp_path, random_vgg, capsys):
+    # float() of the loss that still required grad warned once per session, in every notebook that trained
+    result = train(["starry_night"], extractor=random_vgg, progress=True, **{**TINY, "steps": 1})
+    assert len(result.history) == 1 and f"loss={result.history[0]['total']:.3g}" in capsys.readouterr().err
+
+
 def test_crop_sampler_is_seeded_and_in_range():
     photos = [torch.rand(1, 3, 40, 60), torch.rand(1, 3, 50, 33)]
     a, b = CropSampler(photos, 32, (32, 64), seed=5), CropSampler(photos, 32, (32, 64), seed=5)

@@ -229,7 +229,7 @@ def train(styles, *, checkpoint=None, resume: bool = True, checkpoint_every: int
                         "state": {k: v.detach().clone() for k, v in net.state_dict().items()}}
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(total):.3g}")
+                bar.set_postfix(loss=f"{history[-1]['total']:.3g}")
             if len(history) % checkpoint_every == 0:
                 save()
             if len(history) % callback_every == 0:
