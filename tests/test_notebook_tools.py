@@ -330,3 +330,34 @@ def test_exercise_table_lists_answers_graded_by_hand_with_their_points(tmp_path)
     assert not any(exercise["by_hand"] for exercise in found[:-1])
     assert "`t-essay` (4, by hand)" in tables.tables([path], tables.check_mistakes(_fake_checks()),
                                                  (("not_implemented", "not written yet"),))
+
+
+def _png(image) -> str:
+    import base64
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def test_figures_are_stored_with_a_palette_when_that_is_smaller():
+    import base64
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8))          # a stylised picture's grain
+    see_through = Image.fromarray(rng.integers(0, 256, (8, 8, 4), dtype=np.uint8), "RGBA")
+    nb = _executed(new_output("display_data", data={"image/png": _png(noisy), "text/plain": "<Figure>"}),
+                   new_output("display_data", data={"image/png": _png(see_through), "text/plain": "<Figure>"}))
+    before = [output["data"]["image/png"] for output in nb.cells[0].outputs]
+    assert build.compact_images(nb) > 0
+    after = [output["data"]["image/png"] for output in nb.cells[0].outputs]
+    stored = Image.open(io.BytesIO(base64.b64decode(after[0])))
+    assert stored.format == "PNG" and stored.mode == "P" and stored.size == noisy.size
+    assert len(after[0]) < len(before[0])
+    assert after[1] == before[1]                       # transparency is kept as it was
+    assert np.abs(np.asarray(stored.convert("RGB"), dtype=int) - np.asarray(noisy, dtype=int)).mean() < 40
