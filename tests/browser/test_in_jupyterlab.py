@@ -119,6 +119,7 @@ def drive_panel(notebook: NotebookPage, screenshots, tmp_path) -> None:
     # 1. a style from the dropdown
     content_menu, style_menu = cell.locator(".widget-dropdown select").nth(0), cell.locator(".widget-dropdown select").nth(1)
     style_menu.select_option(label="waves")
+    first_content = content_menu.evaluate("el => el.selectedOptions[0].textContent")   # the notebook's choice
 
     # 2. a photo through the upload button and the file chooser, as a click does
     photo = save_image(examples.load("astronaut", size=160), tmp_path / "my_photo.png")
@@ -170,10 +171,10 @@ def drive_panel(notebook: NotebookPage, screenshots, tmp_path) -> None:
     cell.screenshot(path=str(shot))
     SCREENSHOTS.append(shot)
 
-    # 5. Clear: the upload is forgotten, the dropdown says "coffee" again
+    # 5. Clear: the upload is forgotten, the dropdown shows the notebook's own photo again
     cell.locator("button").filter(has_text="Clear").first.click()
-    page.wait_for_function("el => el.selectedOptions[0].textContent === 'coffee'",
-                           arg=content_menu.element_handle(), timeout=30_000)
+    page.wait_for_function("([el, name]) => el.selectedOptions[0].textContent === name",
+                           arg=[content_menu.element_handle(), first_content], timeout=30_000)
     assert "uploaded" not in " ".join(content_menu.locator("option").all_inner_texts())
 
 
