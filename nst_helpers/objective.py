@@ -44,6 +44,7 @@ class Objective:
                  style_img: torch.Tensor | Sequence[torch.Tensor], bf16: bool = False,
                  masks: Sequence[torch.Tensor] | None = None, channels_last: bool = False):
         self.opts, self.extractor, self.bf16, self.channels_last = opts, extractor, bf16, channels_last
+        use_memory_format(extractor, channels_last)   # once per objective: the extractor may be shared with other runs
         style_imgs = [style_img] if isinstance(style_img, torch.Tensor) else list(style_img)
         blend = controls.blend_matrix(opts.style_blend, len(style_imgs), opts.style_layers)
         self.style_terms = []  # per style: (layers, Gram targets, weights, masks per layer or None)
@@ -70,7 +71,6 @@ class Objective:
         image = pad_to_multiple(image)
         if self.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
-        use_memory_format(self.extractor, self.channels_last)   # the extractor may be shared with other runs
         with torch.autocast(image.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             feats = self.extractor(image)
         return {name: value.float() for name, value in feats.items()}
