@@ -13,7 +13,7 @@ a batch take the styles in turn, so every step trains every style when the batch
 
 Stroke size: a network paints strokes of the size, in pixels, that the paintings had when their Gram
 targets were computed (``style_size``, their long side), whatever the size of the training crops.  So
-``style_size`` should be about the size of the pictures you will make (512 px), and ``scale`` (how far the
+``style_size`` should be near the size of the pictures you will make (384-512 px), and ``scale`` (how far the
 photos are shrunk before cropping) should match too, so that objects have the size they will have then.
 """
 
@@ -37,8 +37,10 @@ from .store import read_file, save_network
 
 __all__ = ["TrainSettings", "TrainResult", "train", "style_targets"]
 
-CONTENT_LAYERS = ("relu4_2",)
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+# Johnson et al.'s choice of a shallow content layer: with the course's relu4_2 a network keeps the photo's
+# outlines but paints over its surfaces.  relu5_1 is left out: a 128 px crop gives it only 8 x 8 positions.
+CONTENT_LAYERS = ("relu2_2",)
+STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 
 @dataclass
@@ -48,19 +50,19 @@ class TrainSettings:
     steps: int = 2000                 # optimiser steps in all (a resumed run goes on to this number)
     batch: int = 4                    # crops per step
     crop: int = 128                   # side of the square training crops, a multiple of 16
-    scale: tuple = (384, 640)         # long side, in pixels, to which photos are rescaled before cropping
-    style_size: int = 512             # long side of the paintings for the Gram targets: sets the stroke size
+    scale: tuple = (256, 512)         # long side, in pixels, to which photos are rescaled before cropping
+    style_size: int = 384             # long side of the paintings for the Gram targets: sets the stroke size
     width: int = 16                   # filters of the network's first layer (Johnson et al.: 32)
     blocks: int = 5                   # residual blocks (Johnson et al.: 5)
     norm: str = "instance"            # or "batch", to see why instance norm matters
     content_weight: float = 1.0
-    style_weight: float = 10.0
+    style_weight: float = 5.0
     tv_weight: float = 3.0
-    learning_rate: float = 1e-3
+    learning_rate: float = 2e-3
     seed: int = 0
     photos: tuple = TRAIN_PHOTOS      # names of the install's photos to train on (see fast.data)
     best_window: int = 50             # the best network: lowest mean loss over this many steps
-    content_layers: tuple = CONTENT_LAYERS   # the course's loss layers (notebooks 02-04)
+    content_layers: tuple = CONTENT_LAYERS   # the loss layers (notebooks 02-04 use relu4_2 for content)
     style_layers: tuple = STYLE_LAYERS
 
     def __post_init__(self):
