@@ -26,15 +26,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from nst_helpers.fast.data import HELD_OUT  # noqa: E402
-from nst_helpers.fast.training import train  # noqa: E402
+from nst_helpers.fast.training import TrainSettings, train  # noqa: E402
 
 PAINTINGS = ["starry_night", "great_wave", "composition_vii", "water_lilies"]
-# Content at relu2_2 as in Johnson et al. (relu4_2, the course's layer for optimisation, kept the photo's
-# outlines but not its surfaces in a trial of 300 steps); relu5_1 left out of the style layers, since a 128 px
-# crop gives it only 8 x 8 positions.
-SHIPPED = dict(steps=1800, batch=4, crop=128, scale=(256, 512), style_size=384, width=16, blocks=5,
-               style_weight=5.0, content_weight=1.0, tv_weight=3.0, learning_rate=2e-3, seed=20,
-               content_layers=("relu2_2",), style_layers=("relu1_1", "relu2_1", "relu3_1", "relu4_1"))
+# The recipe is TrainSettings' defaults (their comments say why these layers and sizes); the shipped run
+# adds its length and seed.
+_RECIPE = ("batch", "crop", "scale", "style_size", "width", "blocks", "style_weight", "content_weight",
+           "tv_weight", "learning_rate", "content_layers", "style_layers")
+SHIPPED = {"steps": 1800, **{key: getattr(TrainSettings(), key) for key in _RECIPE}, "seed": 20}
 
 
 def preview_writer(folder: Path, size: int = 512):
