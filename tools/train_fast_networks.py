@@ -10,6 +10,11 @@ coffee, at 512 px) every --preview-every steps into --previews.  The shipped fil
 entry to put in ``nst_helpers/fast/shipped.py``:
 
     python tools/train_fast_networks.py -o fast_paintings.ckpt.pt --ship nst_helpers/data/networks/paintings.pt
+
+The two single-painting networks of notebook 07's figure (instance norm against batch norm, batch 4):
+
+    python tools/train_fast_networks.py --styles starry_night --steps 600 --norm instance -o sn_instance.ckpt.pt
+    python tools/train_fast_networks.py --styles starry_night --steps 600 --norm batch -o sn_batch.ckpt.pt
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from nst_helpers.fast.training import TrainSettings, train  # noqa: E402
 PAINTINGS = ["starry_night", "great_wave", "composition_vii", "water_lilies"]
 # The recipe is TrainSettings' defaults (their comments say why these layers and sizes); the shipped run
 # adds its length and seed.
-_RECIPE = ("batch", "crop", "scale", "style_size", "width", "blocks", "style_weight", "content_weight",
+_RECIPE = ("batch", "crop", "scale", "style_size", "width", "blocks", "norm", "style_weight", "content_weight",
            "tv_weight", "learning_rate", "content_layers", "style_layers")
 SHIPPED = {"steps": 1800, **{key: getattr(TrainSettings(), key) for key in _RECIPE}, "seed": 20}
 
@@ -67,6 +72,8 @@ def main(argv=None) -> int:
     parser.add_argument("--previews", default="fast_previews")
     parser.add_argument("--preview-every", type=int, default=50)
     parser.add_argument("--ship", help="write the best network, without training state, to this file and stop")
+    parser.add_argument("--half", action="store_true",
+                        help="with --ship: store the weights as float16 (half the file; they load back into float32)")
     parser.add_argument("--threads", type=int, default=1)
     for key, value in SHIPPED.items():
         if isinstance(value, tuple):
@@ -83,7 +90,8 @@ def main(argv=None) -> int:
         import hashlib
 
         net = network_from_file(args.output)
-        save_network(net, args.ship, info=net.info)
+        state = {k: v.half() if args.half and v.is_floating_point() else v for k, v in net.state_dict().items()}
+        save_network(net, args.ship, info=net.info, state=state)
         digest = hashlib.sha256(Path(args.ship).read_bytes()).hexdigest()
         print(f"wrote {args.ship} ({Path(args.ship).stat().st_size / 1e6:.2f} MB), checkpoint of step "
               f"{net.info.get('step')}; its entry for SHIPPED in nst_helpers/fast/shipped.py:")

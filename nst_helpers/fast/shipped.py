@@ -21,10 +21,10 @@ from .store import network_from_file
 
 __all__ = ["SHIPPED", "styles_with_network", "load_network", "stylize_fast", "shipped_path"]
 
-# File in nst_helpers/data/networks -> (SHA-256, the styles it holds, in order).  Trained by this project
-# with tools/train_fast_networks.py from the shipped paintings (see README, credits).
-# None yet: the first training run did not reach a quality worth shipping (BENCHMARKS.md, F2); until one
-# does, --fast needs a network file of your own (nst-train-fast).
+# File in nst_helpers/data/networks -> (SHA-256, the styles it offers, in order).  Trained by this project
+# with tools/train_fast_networks.py from the shipped paintings (see README, credits).  A file that offers no
+# style is loaded by its file name only: the two single-painting networks of notebook 07's figure on
+# instance against batch norm.
 SHIPPED: dict[str, tuple[str, tuple[str, ...]]] = {}
 
 _CACHE: dict[str, TransformNet] = {}
