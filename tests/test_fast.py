@@ -278,3 +278,41 @@ def test_train_command_ctrl_c_keeps_the_best(tmp_path, capsys, monkeypatch):
     assert fast_cli.train_main(["starry_night", "-o", str(out), "-q"]) == 130
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "interrupted after 2 steps" in err and out.is_file()
+
+
+def _tool():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "train_fast_networks.py"
+    spec = importlib.util.spec_from_file_location("train_fast_networks", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_training_tool_ships_the_recipe_of_train_settings():
+    from nst_helpers.fast import TrainSettings
+
+    shipped_recipe = _tool().SHIPPED
+    defaults = TrainSettings()
+    assert {k: v for k, v in shipped_recipe.items() if k not in ("steps", "seed")} == \
+        {k: getattr(defaults, k) for k in shipped_recipe if k not in ("steps", "seed")}
+    assert shipped_recipe["norm"] == "instance" and shipped_recipe["style_weight"] == defaults.style_weight
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_the_training_tool_ships_a_checkpoint_without_its_training_state(tmp_path, random_vgg, capsys, half):
+    result = _train(tmp_path, random_vgg)
+    out = tmp_path / "shipped.pt"
+    assert _tool().main(["-o", str(tmp_path / "ck.pt"), "--ship", str(out)] + (["--half"] * half)) == 0
+    assert f'"shipped.pt": ("{shipped._sha256(out)}"' in capsys.readouterr().out   # the entry for SHIPPED
+    payload = read_file(out)
+    assert "training" not in payload
+    dtypes = {v.dtype for v in payload["state"].values() if v.is_floating_point()}
+    assert dtypes == ({torch.float16} if half else {torch.float32})
+    net = load_network(out)
+    photo = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        same = net(photo, 1), result.net(photo, 1)
+    assert (same[0] - same[1]).abs().max() < (2e-3 if half else 1e-6)    # float16 weights: close, not equal
+    assert net.names == ["starry_night", "great_wave"]

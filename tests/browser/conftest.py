@@ -159,10 +159,10 @@ class Lab:
     def kernel_pids(self) -> list[int]:
         return _processes_mentioning(str(self.runtime_dir))
 
-    def shut_down_kernels(self, keep: str | None = None) -> None:
-        """Shut down every kernel except the one of the session for notebook ``keep``."""
+    def shut_down_kernels(self, keep: tuple[str, ...] = ()) -> None:
+        """Shut down every kernel except those of the sessions for the notebooks in ``keep``."""
         for session in self.api("GET", "/api/sessions"):
-            if keep is None or session["path"] != keep:
+            if session["path"] not in keep:
                 self.api("DELETE", f"/api/sessions/{session['id']}")
 
     def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""Every notebook run in JupyterLab in Chromium through the page, the panel of 05 driven by clicks, a student copy.
+"""Every notebook run in JupyterLab in Chromium through the page, the panels of 05 and 07 driven, a student copy.
 
 Run with ``pytest -m browser`` (quick mode; see conftest.py for what it needs).
 """
@@ -15,6 +15,8 @@ import pytest
 from notebook_page import NOTEBOOKS, ROOT, SCREENSHOTS, WIDGET_REPR, NotebookPage, count_math
 
 PANEL_NOTEBOOK = "05_style_transfer.ipynb"
+FAST_PANEL_NOTEBOOK = "07_fast_style_transfer.ipynb"
+KEPT = (PANEL_NOTEBOOK, FAST_PANEL_NOTEBOOK)   # their pages stay open for the panel tests after the runs
 
 
 @pytest.fixture(scope="module")
@@ -81,11 +83,11 @@ def test_notebook_runs_in_jupyterlab(path, lab, browser, screenshots, kept_pages
     except BaseException:
         notebook.close()
         raise
-    if path.name == PANEL_NOTEBOOK:
+    if path.name in KEPT:
         kept_pages[path.name] = notebook
     else:
         notebook.close()
-        lab.shut_down_kernels(keep=PANEL_NOTEBOOK)
+        lab.shut_down_kernels(keep=KEPT)
 
 
 def drag_slider(page, slider, pixels: float) -> None:
@@ -178,6 +180,36 @@ def drive_panel(notebook: NotebookPage, screenshots, tmp_path) -> None:
     assert "uploaded" not in " ".join(content_menu.locator("option").all_inner_texts())
 
 
+@pytest.mark.skipif(not (ROOT / "notebooks" / FAST_PANEL_NOTEBOOK).exists(), reason="no notebook 07")
+def test_fast_panel_of_07_follows_the_slider(lab, browser, screenshots, kept_pages):
+    """The blend slider of 07's panel, dragged: the picture is repainted at once, no button to press."""
+    notebook = kept_pages.get(FAST_PANEL_NOTEBOOK)
+    if notebook is None:
+        notebook, _ = run_in_lab(lab, browser, FAST_PANEL_NOTEBOOK)
+        kept_pages[FAST_PANEL_NOTEBOOK] = notebook
+    page = notebook.page
+    cell = page.locator(".jp-CodeCell").filter(has=page.locator(".widget-slider", has_text="A → B"))
+    assert cell.count() == 1, "the fast panel (its A → B slider) is not rendered as a widget"
+    cell.scroll_into_view_if_needed()
+    image, status = cell.locator("img.widget-image").first, cell.locator(".widget-output").first
+    first_image, first_status = image.get_attribute("src"), status.inner_text()
+    slider = cell.locator(".widget-slider").filter(has_text="A → B")
+    drag_slider(page, slider, 40)
+    page.wait_for_function("([el, old]) => el.getAttribute('src') !== old",
+                           arg=[image.element_handle(), first_image], timeout=30_000)
+    page.wait_for_function("([el, old]) => el.innerText !== old", arg=[status.element_handle(), first_status],
+                           timeout=30_000)
+    line = status.inner_text()
+    print(f"fast panel: {first_status.strip()!r} -> {line.strip()!r}")
+    blend = float(slider.locator(".widget-readout").inner_text())
+    assert f"{blend:.2f} great_wave" in line or (blend == 1 and "great_wave" in line), line
+    assert re.search(r"\b\d+ ms", line) and int(re.search(r"(\d+) ms", line).group(1)) < 1000, line
+    assert not notebook.stderr_texts(), notebook.stderr_texts()[:1]
+    shot = screenshots / "07_fast_panel_after_drag.png"
+    cell.screenshot(path=str(shot))
+    SCREENSHOTS.append(shot)
+
+
 def student_notebook(tmp_dir):
     """A solution notebook with an exercise, or a small one made here when no notebook has one yet."""
     for path in NOTEBOOKS:
@@ -217,4 +249,4 @@ def test_student_copy_runs_with_stubs(lab, browser, tmp_path):
         assert all("not written yet" in line for line in lines[:1]), lines[:1]
     finally:
         notebook.close()
-        lab.shut_down_kernels(keep=PANEL_NOTEBOOK)
+        lab.shut_down_kernels(keep=KEPT)
