@@ -26,9 +26,9 @@ __all__ = ["SHIPPED", "styles_with_network", "load_network", "stylize_fast", "sh
 # style is loaded by its file name only: the two single-painting networks of notebook 07's figure on
 # instance against batch norm.
 SHIPPED: dict[str, tuple[str, tuple[str, ...]]] = {
-    "paintings.pt": ("4e077b8e45eafdbcc137246d2c2bf453353bd423cf09330b62b29b6231148a84", ('starry_night', 'great_wave', 'composition_vii', 'water_lilies')),
-    "starry_night_instance_norm.pt": ("20bacd38ea2ff6969996a37869c60800f47c8a8c4bb361c9c7819ca911b46449", ()),
-    "starry_night_batch_norm.pt": ("e4cd36f42be17cf9e66e5dc06d3f21f84d1e86aae8e3fc39be19af2850254397", ()),
+    "paintings.pt": ("58d67c23659af8df9a3d1e207089a6fb0f32d9c6cd89fbe4444e6789233b7e68", ('starry_night', 'great_wave', 'composition_vii', 'water_lilies')),
+    "starry_night_instance_norm.pt": ("2fc6ce8b0e5824e764479d8988e9c2773bf8c4081aeefa4614517a8024c75b9f", ()),
+    "starry_night_batch_norm.pt": ("0babb7c3568a3062ccd8ec3e957350d8e5c0050f3e9eac508f0f2559ff7f75a9", ()),
 }
 
 _CACHE: dict[str, TransformNet] = {}
