@@ -70,11 +70,13 @@ def main() -> None:
         content, style = examples.load(photo), examples.load(painting)
         for steps, share, coarse, tolerance in variants:
             levels.COARSE_SIZE = coarse           # read by plan_levels at every run
-            started = time.perf_counter()
-            result = stylize(content, style, size=size, steps=steps, seed=0, coarse_share=share, progress=False,
-                             preview=False, stop_tolerance=tolerance)
-            seconds = time.perf_counter() - started
-            levels.COARSE_SIZE = DEFAULT_COARSE
+            try:
+                started = time.perf_counter()
+                result = stylize(content, style, size=size, steps=steps, seed=0, coarse_share=share,
+                                 progress=False, preview=False, stop_tolerance=tolerance)
+                seconds = time.perf_counter() - started
+            finally:
+                levels.COARSE_SIZE = DEFAULT_COARSE
             loss = evaluate_loss(result.image, content, style)["total"]
             path = os.path.join(out, f"{photo}-{painting}-{steps}steps-share{share}-c{coarse}-t{tolerance}.png")
             to_pil(result.image).save(path)

@@ -85,14 +85,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.ship:
+        from nst_helpers.fast.shipped import _sha256
         from nst_helpers.fast.store import network_from_file, save_network
-
-        import hashlib
 
         net = network_from_file(args.output)
         state = {k: v.half() if args.half and v.is_floating_point() else v for k, v in net.state_dict().items()}
         save_network(net, args.ship, info=net.info, state=state)
-        digest = hashlib.sha256(Path(args.ship).read_bytes()).hexdigest()
+        digest = _sha256(Path(args.ship))
         print(f"wrote {args.ship} ({Path(args.ship).stat().st_size / 1e6:.2f} MB), checkpoint of step "
               f"{net.info.get('step')}; its entry for SHIPPED in nst_helpers/fast/shipped.py:")
         print(f'    "{Path(args.ship).name}": ("{digest}", {tuple(net.names)!r}),')

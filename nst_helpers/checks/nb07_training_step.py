@@ -11,12 +11,11 @@ from __future__ import annotations
 import torch
 
 from .. import losses
+from ..fast.training import CONTENT_LAYERS, STYLE_LAYERS  # the layers of the library's training
 from .compare import same
 from .engine import SEED, CheckResult, Mistakes, call, match, rel_error, reports, run_check, to_tensor
 from .loop_spy import LOOP_MISTAKES, OptimizerSpy, SpyNet, TinyExtractor, TinyTransform, WatchedAdam
 
-# The layers of the library's training (fast.training): content at relu2_2, style up to relu4_1.
-STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
 
 STEP_MISTAKES = Mistakes({
     "pixels_optimised": ("the photos get gradients (they are made to require grad)",
@@ -67,7 +66,7 @@ GRADIENTS_NOT_ZEROED = ("call optimizer.zero_grad() before loss.backward(): back
                         "that the previous step left on the weights.")
 
 
-def step_loss(net, extractor, photos, style_targets, style_weights, content_layer="relu2_2",
+def step_loss(net, extractor, photos, style_targets, style_weights, content_layer=CONTENT_LAYERS[0],
               style_layers=STYLE_LAYERS, content_weight=1.0, tv_weight=3.0):
     """The perceptual loss of ``net`` on a batch of photos: content against the photos, style, TV (notebook 07)."""
     with torch.no_grad():
@@ -79,7 +78,7 @@ def step_loss(net, extractor, photos, style_targets, style_weights, content_laye
             + losses.normalized_tv_loss(stylised, tv_weight))
 
 
-def training_step(net, extractor, optimizer, photos, style_targets, style_weights, content_layer="relu2_2",
+def training_step(net, extractor, optimizer, photos, style_targets, style_weights, content_layer=CONTENT_LAYERS[0],
                   style_layers=STYLE_LAYERS, content_weight=1.0, tv_weight=3.0):
     """One training step of the transformation network ``net`` on a batch of photos; returns the loss (a float).
 

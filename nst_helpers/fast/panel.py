@@ -78,8 +78,7 @@ class FastPanel:
 
     def paint(self) -> torch.Tensor:
         """Repaint the photo with the current settings (what every change of a widget does)."""
-        upload = self.photo.uploaded()
-        key = (self.photo.source()[0], self.size.value, len(upload[1]) if upload else None)
+        key = (*self.photo.source(), self.size.value)   # the source is a name or the upload's bytes
         if key != self._photo_key:   # loading and resizing the photo once per photo and size
             self._photo = self.photo.load(self.size.value)
             self._photo_key = key
