@@ -4,6 +4,7 @@
     python benchmarks/bench_profile.py --part profile # only the profile of L-BFGS steps of stylize's objective
     python benchmarks/bench_profile.py --part vgg     # only VGG-19 forward + backward to relu5_1 at 512 x 512
     python benchmarks/bench_profile.py --quick        # a smoke run at 64 px
+    python benchmarks/bench_profile.py --part profile --precision bf16   # the VGG under bf16 autocast
 
 profile: the objective of ``stylize`` (``Objective``, single scale) driven by its own loop (``transfer.optimise``,
 L-BFGS) for a few evaluations under ``torch.profiler`` after one warm-up evaluation.  Every operator is put in the
@@ -93,14 +94,14 @@ def breakdown(events) -> tuple[dict, dict]:
 
 
 def profile_evaluations(opts: Settings, content: str, style: str, channels_last: bool,
-                        evaluations: int) -> tuple[dict, float, float]:
+                        evaluations: int, bf16: bool = False) -> tuple[dict, float, float]:
     """(rows in ms per evaluation, profiled seconds per evaluation, (wall, CPU) seconds per evaluation unprofiled).
 
     On one thread the CPU time of this thread is all the work (the backward pass of CPU tensors runs on it too),
     and other programs' load does not count in it; the profiler's times are wall times."""
     extractor, content, styles, _ = prepare_inputs(opts, content, style)
     content_img, style_imgs = level_inputs(opts, content, styles, opts.size)
-    objective = Objective(opts, extractor, content_img, style_imgs, channels_last=channels_last)
+    objective = Objective(opts, extractor, content_img, style_imgs, bf16=bf16, channels_last=channels_last)
 
     def run(steps: int) -> tuple[float, float]:
         report = transfer._Report(steps, False, False, None)
@@ -164,14 +165,17 @@ def main() -> None:
     parser.add_argument("--style", default="starry_night")
     parser.add_argument("--evaluations", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="for --part vgg")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="for --part profile: the VGG in fp32 or under bf16 autocast (losses stay fp32)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 64 px, 1 evaluation, 1 thread")
     args = parser.parse_args()
     size, evaluations = (64, 1) if args.quick else (512, args.evaluations)
     torch.set_num_threads(1)
-    header(f"Where the time of one evaluation goes ({args.content} + {args.style}, {size} px, fp32)")
+    header(f"Where the time of one evaluation goes ({args.content} + {args.style}, {size} px, {args.precision})")
     if args.part in ("profile", "both"):
         opts = Settings(size=size, steps=evaluations, precision="fp32", coarse_to_fine=False, device="cpu")
-        results = {layout: profile_evaluations(opts, args.content, args.style, layout == "channels_last", evaluations)
+        results = {layout: profile_evaluations(opts, args.content, args.style, layout == "channels_last", evaluations,
+                                               bf16=args.precision == "bf16")
                    for layout in ("nchw", "channels_last")}
         names = sorted({row for rows, _, _ in results.values() for row in rows},
                        key=lambda row: -sum(results["nchw"][0].get(row, (0, 0))))

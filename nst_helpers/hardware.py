@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from .losses import gram_matrix
 from .setting_errors import TooLargeError
 from .settings import MIN_SIZE, Settings
 from .vgg import default_device
@@ -32,8 +33,9 @@ _FORMAT_CHOICES: dict[tuple[str, bool], tuple[bool, str]] = {}   # (device, bf16
 
 
 def choose_precision(precision: str, device: torch.device) -> tuple[bool, str]:
-    """(bf16?, why).  "auto" times a small convolution forward + backward in both precisions on first use (notebook 05)
-    per device (tens of milliseconds) and keeps the answer for the process.
+    """(bf16?, why).  "auto" times a small probe forward + backward in both precisions on first use (notebook 05)
+    per device (tens of milliseconds) and keeps the answer for the process: two convolutions as in the VGG, then
+    the Gram matrix of the result in fp32, as in the style loss.
 
     Why measure: the same bf16 instructions are 2x faster than fp32 on one CPU, 1.6x slower on another and
     ~150x slower where they are emulated (BENCHMARKS.md); no flag tells these apart reliably.
@@ -68,18 +70,19 @@ def _probe_precision(device: torch.device) -> tuple[bool, str]:
         torch.set_num_threads(threads)
     speed = fp32 / bf16
     chosen = "bf16" if speed >= PROBE_MARGIN else "fp32"
-    return chosen == "bf16", f"{chosen}: a probe convolution ran {speed:.2f}x as fast in bf16 as in fp32 " \
+    return chosen == "bf16", f"{chosen}: the probe ran {speed:.2f}x as fast in bf16 as in fp32 " \
                              f"({bf16 * 1e3:.1f} vs {fp32 * 1e3:.1f} ms)"
 
 
 def choose_memory_format(memory_format: str, device: torch.device, bf16: bool) -> tuple[bool, str]:
-    """(channels_last?, why).  "auto" times the probe convolution of ``choose_precision`` in the precision the run
-    uses (``bf16``), with its input and weights in NCHW and in ``torch.channels_last``, on first use per device and
+    """(channels_last?, why).  "auto" times the probe of ``choose_precision`` in the precision the run uses
+    (``bf16``), with its input and weights in NCHW and in ``torch.channels_last``, on first use per device and
     precision (notebook 05), and keeps the answer for the process.
 
-    Why measure: where oneDNN's bf16 kernels run, channels_last made the whole VGG-19 about 1.3x faster; in fp32
-    on an AVX2-only CPU it is about 10 % slower (BENCHMARKS.md).  It is chosen only where it is clearly faster
-    (FORMAT_MARGIN); otherwise NCHW, PyTorch's default.
+    Why measure: where oneDNN's bf16 kernels run, channels_last made a whole evaluation about 1.8x faster; in fp32
+    on an AVX2-only CPU the VGG alone was about 10 % slower (BENCHMARKS.md).  The probe's Gram matrix counts too:
+    read in channels_last it needs no copy (``losses.gram_matrix``).  channels_last is chosen only where it is
+    clearly faster (FORMAT_MARGIN); otherwise NCHW, PyTorch's default.
     """
     if memory_format != "auto":
         return memory_format == "channels_last", f"{memory_format}, as asked"
@@ -103,7 +106,7 @@ def _probe_memory_format(device: torch.device, bf16: bool) -> tuple[bool, str]:
         torch.set_num_threads(threads)
     speed = nchw / channels_last
     chosen = "channels_last" if speed >= FORMAT_MARGIN else "nchw"
-    return chosen == "channels_last", f"{chosen}: a probe convolution in {precision} ran {speed:.2f}x as fast in " \
+    return chosen == "channels_last", f"{chosen}: the probe in {precision} ran {speed:.2f}x as fast in " \
                                       f"channels_last as in NCHW ({channels_last * 1e3:.1f} vs {nchw * 1e3:.1f} ms)"
 
 
@@ -119,7 +122,8 @@ def _race(first, second, rounds: int = 4, warm_up: bool = False) -> tuple[float,
 
 
 def _probe_seconds(device: torch.device, bf16: bool, side: int, channels_last: bool = False) -> float:
-    """Seconds for two 3x3 convolutions (64 channels, side x side pixels) forward and backward."""
+    """Seconds for two 3x3 convolutions (64 channels, side x side pixels) and the Gram matrix of their ReLU in
+    fp32 (as the style loss computes it), forward and backward."""
     generator = torch.Generator().manual_seed(0)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(1, 64, side, side, generator=generator).to(device, memory_format=layout).requires_grad_(True)
@@ -132,7 +136,7 @@ def _probe_seconds(device: torch.device, bf16: bool, side: int, channels_last: b
     started = clock()
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
         y = F.conv2d(F.relu(F.conv2d(x, weight, padding=1)), weight, padding=1)
-    y.float().square().mean().backward()
+    gram_matrix(F.relu(y).float()).square().sum().backward()
     sync()
     return clock() - started
 

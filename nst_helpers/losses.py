@@ -53,11 +53,45 @@ def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
     if features.dim() != 4:
         raise ValueError(f"gram_matrix expects features of shape (N, C, H, W), got {tuple(features.shape)}")
     n, c, h, w = features.shape
-    flat = features.reshape(n, c, h * w)
-    gram = torch.bmm(flat, flat.transpose(1, 2))
+    gram = _GramProduct.apply(features)   # F F^T, as torch.bmm(flat, flat.transpose(1, 2)) would give it
     if normalize:
         gram = gram / (c * h * w)
     return gram
+
+
+class _GramProduct(torch.autograd.Function):
+    """G = F F^T for features (N, C, H, W) with F = features.reshape(N, C, H*W), and a cheaper backward pass.
+
+    Autograd would differentiate bmm(F, F^T) as two products, one per factor, and add the two gradients,
+    one of them transposed in memory.  G is symmetric, so dL/dF = (g + g^T) F in a single product (g = dL/dG):
+    the same numbers, in about a third of the time.  Features in ``torch.channels_last`` are read as
+    R = (N, H*W, C) rows without a copy (G = R^T R, dL/dR = R (g + g^T)), and their gradient comes back in
+    channels_last too, so the layers before see the layout they computed in.  BENCHMARKS.md, round three (T6).
+    """
+
+    @staticmethod
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(features)   # the input itself, so that the backward pass can be differentiated too
+        factor, rows = _gram_factor(features)
+        return torch.bmm(factor.transpose(1, 2), factor) if rows else torch.bmm(factor, factor.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        features, = ctx.saved_tensors
+        n, c, h, w = features.shape
+        factor, rows = _gram_factor(features)
+        symmetric = (grad + grad.transpose(1, 2)).to(factor.dtype)   # (under autocast G may be bf16, F is not)
+        if rows:
+            return torch.bmm(factor, symmetric).view(n, h, w, c).permute(0, 3, 1, 2)
+        return torch.bmm(symmetric, factor).view(n, c, h, w)
+
+
+def _gram_factor(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """(F, False) with F = (N, C, H*W), or for channels_last features (R, True) with R = (N, H*W, C), a view."""
+    n, c, h, w = features.shape
+    if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
+        return features.permute(0, 2, 3, 1).reshape(n, h * w, c), True    # no copy: this is the memory order
+    return features.reshape(n, c, h * w), False
 
 
 def style_loss(feats: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from messages import one_line
-from nst_helpers import hardware, inputs
+from nst_helpers import hardware, inputs, losses
 from nst_helpers.settings import Settings
 from nst_helpers.transfer import stylize
 
@@ -82,7 +82,7 @@ def test_auto_precision_falls_back_to_fp32_when_bf16_fails(monkeypatch):
 def test_result_says_which_precision_and_why(probe, photo, painting):
     probe["seconds"] = {(False, "tiny"): 1e-4, (True, "tiny"): 1e-4, (False, "probe"): 1e-3, (True, "probe"): 2e-3}
     result = stylize(photo, painting, steps=2, **SMALL)
-    assert result.precision.startswith("fp32: a probe convolution ran 0.50x")
+    assert result.precision.startswith("fp32: the probe ran 0.50x")
     assert stylize(photo, painting, steps=2, precision="bf16", **SMALL).precision == "bf16, as asked"
 
 
@@ -201,3 +201,16 @@ def test_a_size_that_fits_is_not_refused(monkeypatch):
 def test_available_memory_is_known_here():
     available = hardware.available_memory_gb("cpu")
     assert available is None or 0 < available < 1e5
+
+
+def test_probe_includes_the_style_loss_gram_matrix_in_fp32(monkeypatch):
+    """The probe times what a run does: the Gram matrix (fp32, also under bf16 autocast) is part of its backward."""
+    seen = []
+
+    def gram(features, normalize=True):
+        seen.append((features.dtype, features.is_contiguous(memory_format=torch.channels_last)))
+        return losses.gram_matrix(features, normalize)
+
+    monkeypatch.setattr(hardware, "gram_matrix", gram)
+    hardware._probe_seconds(torch.device("cpu"), True, 16, channels_last=True)
+    assert seen == [(torch.float32, True)]

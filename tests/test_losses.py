@@ -176,6 +176,39 @@ def test_gradcheck_gram_matrix(normalize):
     assert torch.autograd.gradcheck(lambda f: losses.gram_matrix(f, normalize=normalize), (features,))
 
 
+def test_gradcheck_gram_matrix_in_channels_last_and_twice():
+    """The hand-written backward pass (one product with g + g^T) in both memory layouts, and differentiated again."""
+    features = randn(2, 3, 4, 5, seed=40).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    assert not features.is_contiguous()          # so the channels_last branch is the one checked
+    assert torch.autograd.gradcheck(losses.gram_matrix, (features,))
+    assert torch.autograd.gradgradcheck(losses.gram_matrix, (features,))
+    assert torch.autograd.gradgradcheck(losses.gram_matrix, (leaf(2, 3, 2, 3, seed=41),))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_gradient_is_autograds_and_keeps_the_layout(layout):
+    features = torch.randn(2, 8, 6, 7, generator=torch.Generator().manual_seed(42)).contiguous(memory_format=layout)
+    upstream = torch.randn(2, 8, 8, generator=torch.Generator().manual_seed(43))   # not symmetric
+    ours = features.clone(memory_format=layout).requires_grad_(True)
+    (losses.gram_matrix(ours) * upstream).sum().backward()
+    plain = features.clone().requires_grad_(True)
+    flat = plain.reshape(2, 8, 42)
+    (torch.bmm(flat, flat.transpose(1, 2)) / (8 * 42) * upstream).sum().backward()
+    torch.testing.assert_close(ours.grad, plain.grad, rtol=1e-5, atol=1e-6)
+    assert ours.grad.is_contiguous(memory_format=layout)
+
+
+def test_gram_matrix_under_bf16_autocast_gives_a_float32_gradient():
+    features = torch.randn(1, 4, 5, 5, generator=torch.Generator().manual_seed(44)).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        gram = losses.gram_matrix(features)
+    gram.float().pow(2).sum().backward()
+    expected = features.detach().clone().requires_grad_(True)
+    losses.gram_matrix(expected).pow(2).sum().backward()
+    assert features.grad.dtype == torch.float32
+    torch.testing.assert_close(features.grad, expected.grad, rtol=0.05, atol=1e-3)
+
+
 def test_gradcheck_style_loss():
     a, b = leaf(2, 3, 3, 3, seed=23), leaf(2, 2, 2, 2, seed=24)
     targets = [randn(1, 3, 3, seed=25), randn(2, 2, 2, seed=26)]
