@@ -62,11 +62,12 @@ def gram_matrix(features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
 class _GramProduct(torch.autograd.Function):
     """G = F F^T for features (N, C, H, W) with F = features.reshape(N, C, H*W), and a cheaper backward pass.
 
-    Autograd would differentiate bmm(F, F^T) as two products, one per factor, and add the two gradients,
-    one of them transposed in memory.  G is symmetric, so dL/dF = (g + g^T) F in a single product (g = dL/dG):
-    the same numbers, in about a third of the time.  Features in ``torch.channels_last`` are read as
-    R = (N, H*W, C) rows without a copy (G = R^T R, dL/dR = R (g + g^T)), and their gradient comes back in
-    channels_last too, so the layers before see the layout they computed in.  BENCHMARKS.md, round three (T6).
+    Autograd would differentiate bmm(F, F^T) as two products, one per factor, and add the two gradients, one
+    of them in transposed memory order.  G is symmetric, so dL/dF = (g + g^T) F in one product (g = dL/dG):
+    the same numbers, in a fraction of the time.  Features in ``torch.channels_last`` are read in their memory
+    order, as rows R = (N, H*W, C) (a view: G = R^T R, dL/dR = R (g + g^T)), and their gradient is returned in
+    channels_last, so the ReLU and the convolution before them get the layout they computed in.
+    BENCHMARKS.md, round three (T6).
     """
 
     @staticmethod
