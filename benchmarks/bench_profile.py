@@ -42,6 +42,8 @@ COPIES = {"aten::to", "aten::_to_copy", "aten::contiguous", "aten::clone", "aten
 FRAMES = [("objective.py", "pad_to_multiple", "padding to a multiple of 16"),
           ("losses.py", "range_penalty", "range penalty (instead of a clamp)"),
           ("losses.py", "gram_matrix", "Gram matrices"),
+          ("losses.py", "forward", "Gram matrices"),          # _GramProduct, the Gram matrix's own autograd node
+          ("losses.py", "_gram_factor", "Gram matrices"),
           ("controls.py", "guided_gram", "Gram matrices"),
           ("losses.py", "tv_loss", "TV loss"),
           ("losses.py", "", "content and style losses"),
@@ -88,7 +90,7 @@ def breakdown(events) -> tuple[dict, dict]:
     for event, _ in top:
         if event.name.startswith("autograd::"):
             row = "gradient into the image" if "AccumulateGrad" in event.name else \
-                forward_row.get(event.sequence_nr, "other")
+                "Gram matrices" if "_GramProduct" in event.name else forward_row.get(event.sequence_nr, "other")
             rows[row][1] += event.cpu_time_total
     return rows
 
