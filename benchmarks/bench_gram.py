@@ -3,13 +3,18 @@
     python benchmarks/bench_gram.py            # 512 px, chelsea + starry_night, 2 threads
     python benchmarks/bench_gram.py --threads 1
     python benchmarks/bench_gram.py --quick    # a smoke run at 64 px
+    python benchmarks/bench_gram.py --part layers   # only the Gram matrix alone, at the shapes of the style layers
+    python benchmarks/bench_gram.py --part training # only nst-train-fast's steps (notebook 07), default recipe
 
 One loss evaluation (forward + backward) of ``stylize``'s objective at one size (``Objective``, the padded picture,
 so the style loss uses the guided Gram matrix over the picture's region), in each precision and memory layout, once
 with the Gram product differentiated by autograd (``torch.bmm(F, F^T)``: two products and a transposed sum) and once
 with the library's own backward pass.  The two are interleaved; each figure is the min of ``--repeats`` after a
 warm-up.  The last column: the largest difference between the two gradients of the image, relative to its
-largest entry.
+largest entry.  layers: the Gram matrix alone (fp32, forward + backward of its sum) at the shapes of the five style
+layers for the padded picture, in both layouts.  training: seconds per step of ``fast.training.train`` with its
+default recipe (fp32, NCHW), from the time of 4 and of 12 steps (min of 2 each, after a warm-up run), so that
+loading and targets cancel out.
 """
 
 from __future__ import annotations
@@ -61,6 +66,53 @@ def evaluation(objective: Objective, start: torch.Tensor) -> tuple[float, torch.
     return time.perf_counter() - began, x.grad
 
 
+def layer_rows(height: int, width: int, repeats: int) -> list[list[str]]:
+    """Gram forward + backward alone at the shapes of relu1_1 ... relu5_1 for a (height, width) VGG input."""
+    rows = []
+    for depth, channels in enumerate((64, 128, 256, 512, 512)):
+        shape = (1, channels, height >> depth, width >> depth)
+        for layout in (torch.contiguous_format, torch.channels_last):
+            features = torch.randn(shape, generator=torch.Generator().manual_seed(depth))
+            features = features.contiguous(memory_format=layout).requires_grad_(True)
+            times = {}
+            for kind in ("autograd", "one product"):
+                with gram_backward(kind):
+                    forward, backward = [], []
+                    for _ in range(repeats + 1):                       # the first is a warm-up
+                        began = time.perf_counter()
+                        gram = losses.gram_matrix(features)
+                        middle = time.perf_counter()
+                        gram.sum().backward()
+                        forward.append(middle - began)
+                        backward.append(time.perf_counter() - middle)
+                        features.grad = None
+                    times[kind] = (min(forward[1:]), min(backward[1:]))
+            (old_f, old_b), (new_f, new_b) = times["autograd"], times["one product"]
+            rows.append([f"relu{depth + 1}_1 {shape[1:]}", "nchw" if layout == torch.contiguous_format else
+                         "channels_last", f"{old_f * 1e3:.1f} + {old_b * 1e3:.1f}", f"{new_f * 1e3:.1f} + {new_b * 1e3:.1f}",
+                         f"{old_b / new_b:.1f}x"])
+    return rows
+
+
+def training_seconds_per_step(short: int = 4, long: int = 12, repeats: int = 2) -> dict[str, float]:
+    """{kind: seconds per step}: after a warm-up run, the two kinds take turns; the min of each run length."""
+    from nst_helpers.fast.training import train
+
+    def run(kind: str, steps: int) -> float:
+        with gram_backward(kind):
+            began = time.perf_counter()
+            train("starry_night", steps=steps, progress=False)
+            return time.perf_counter() - began
+
+    run("autograd", 1)                                      # first loads: weights, photos, kernels
+    times = {(kind, steps): [] for kind in ("autograd", "one product") for steps in (short, long)}
+    for _ in range(repeats):
+        for kind, steps in times:
+            times[kind, steps].append(run(kind, steps))
+    return {kind: (min(times[kind, long]) - min(times[kind, short])) / (long - short)
+            for kind in ("autograd", "one product")}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--content", default="chelsea")
@@ -68,6 +120,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--part", choices=("evaluation", "layers", "training", "all"), default="all")
     parser.add_argument("--quick", action="store_true", help="smoke run: 64 px, 1 repeat")
     args = parser.parse_args()
     size, repeats = (64, 1) if args.quick else (args.size, args.repeats)
@@ -76,6 +129,21 @@ def main() -> None:
     opts = Settings(size=size, steps=1, coarse_to_fine=False, device="cpu")
     extractor, content, styles, _ = prepare_inputs(opts, args.content, args.style)
     content_img, style_imgs = level_inputs(opts, content, styles, size)
+    height, width = (-(-side // 16) * 16 for side in content_img.shape[-2:])     # as pad_to_multiple gives it
+    if args.part == "training":
+        per_step = training_seconds_per_step()
+        old, new = per_step["autograd"], per_step["one product"]
+        print(f"nst-train-fast's default recipe, seconds per step, {args.threads} thread(s): autograd's backward "
+              f"{old:.2f} s, one product {new:.2f} s ({old / new:.2f}x)")
+        return
+    if args.part in ("layers", "all"):
+        print(f"The Gram matrix alone, fp32, ms forward + backward, min of {repeats}, {args.threads} thread(s), "
+              f"VGG input {height} x {width}\n")
+        print(table(["layer (C, H, W)", "layout", "autograd (ms)", "one product (ms)", "backward speed-up"],
+                    layer_rows(height, width, repeats)))
+        print()
+    if args.part == "layers":
+        return
     rows = []
     for precision in ("fp32", "bf16"):
         for layout in ("nchw", "channels_last"):

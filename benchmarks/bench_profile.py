@@ -5,6 +5,7 @@
     python benchmarks/bench_profile.py --part vgg     # only VGG-19 forward + backward to relu5_1 at 512 x 512
     python benchmarks/bench_profile.py --quick        # a smoke run at 64 px
     python benchmarks/bench_profile.py --part profile --precision bf16   # the VGG under bf16 autocast
+    python benchmarks/bench_profile.py --part profile --precision bf16 --gram-backward autograd   # as before round 3
 
 profile: the objective of ``stylize`` (``Objective``, single scale) driven by its own loop (``transfer.optimise``,
 L-BFGS) for a few evaluations under ``torch.profiler`` after one warm-up evaluation.  Every operator is put in the
@@ -29,6 +30,7 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, table  # noqa: E402
+from bench_gram import gram_backward  # noqa: E402
 
 from nst_helpers import VGGFeatures, transfer  # noqa: E402
 from nst_helpers.inputs import prepare_inputs  # noqa: E402
@@ -169,16 +171,20 @@ def main() -> None:
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="for --part vgg")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="for --part profile: the VGG in fp32 or under bf16 autocast (losses stay fp32)")
+    parser.add_argument("--gram-backward", choices=("one product", "autograd"), default="one product",
+                        help="for --part profile: the library's Gram backward pass, or autograd's (before round three)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 64 px, 1 evaluation, 1 thread")
     args = parser.parse_args()
     size, evaluations = (64, 1) if args.quick else (512, args.evaluations)
     torch.set_num_threads(1)
-    header(f"Where the time of one evaluation goes ({args.content} + {args.style}, {size} px, {args.precision})")
+    header(f"Where the time of one evaluation goes ({args.content} + {args.style}, {size} px, {args.precision}, "
+           f"Gram backward: {args.gram_backward})")
     if args.part in ("profile", "both"):
         opts = Settings(size=size, steps=evaluations, precision="fp32", coarse_to_fine=False, device="cpu")
-        results = {layout: profile_evaluations(opts, args.content, args.style, layout == "channels_last", evaluations,
-                                               bf16=args.precision == "bf16")
-                   for layout in ("nchw", "channels_last")}
+        with gram_backward(args.gram_backward):
+            results = {layout: profile_evaluations(opts, args.content, args.style, layout == "channels_last",
+                                                   evaluations, bf16=args.precision == "bf16")
+                       for layout in ("nchw", "channels_last")}
         names = sorted({row for rows, _, _ in results.values() for row in rows},
                        key=lambda row: -sum(results["nchw"][0].get(row, (0, 0))))
         cells = []

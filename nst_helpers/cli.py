@@ -126,11 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "image(s) to the content's colour mean and covariance first (default: off)")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULTS["precision"],
                         help="number format of the VGG-19 pass (the losses are always fp32): auto times a "
-                             "small convolution in both once and uses bf16 where it is clearly faster "
+                             "small probe (two convolutions and a Gram matrix) in both once and uses bf16 where it "
+                             "is clearly faster "
                              "(default: %(default)s)")
     parser.add_argument("--memory-format", choices=MEMORY_FORMATS, default=DEFAULTS["memory_format"],
                         help="memory layout of the VGG-19 pass: nchw (also called contiguous) or channels_last; "
-                             "auto times a small convolution in both once, in the chosen precision, and uses "
+                             "auto times the same probe in both once, in the chosen precision, and uses "
                              "channels_last where it is clearly faster (default: %(default)s)")
     parser.add_argument("--coarse-to-fine", action=argparse.BooleanOptionalAction,
                         default=DEFAULTS["coarse_to_fine"],
