@@ -45,7 +45,6 @@ FRAMES = [("objective.py", "pad_to_multiple", "padding to a multiple of 16"),
           ("losses.py", "range_penalty", "range penalty (instead of a clamp)"),
           ("losses.py", "gram_matrix", "Gram matrices"),
           ("losses.py", "forward", "Gram matrices"),          # _GramProduct, the Gram matrix's own autograd node
-          ("losses.py", "_gram_factor", "Gram matrices"),
           ("controls.py", "guided_gram", "Gram matrices"),
           ("losses.py", "tv_loss", "TV loss"),
           ("losses.py", "", "content and style losses"),

@@ -81,7 +81,7 @@ def choose_memory_format(memory_format: str, device: torch.device, bf16: bool) -
 
     Why measure: where oneDNN's bf16 kernels run, channels_last made a whole evaluation about 1.8x faster; in fp32
     on an AVX2-only CPU the VGG alone was about 10 % slower (BENCHMARKS.md).  The probe's Gram matrix counts too:
-    read in channels_last it needs no copy (``losses.gram_matrix``).  channels_last is chosen only where it is
+    in channels_last its gradient comes back in that layout (``losses.gram_matrix``).  channels_last is chosen only where it is
     clearly faster (FORMAT_MARGIN); otherwise NCHW, PyTorch's default.
     """
     if memory_format != "auto":

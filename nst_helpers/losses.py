@@ -64,35 +64,27 @@ class _GramProduct(torch.autograd.Function):
 
     Autograd would differentiate bmm(F, F^T) as two products, one per factor, and add the two gradients, one
     of them in transposed memory order.  G is symmetric, so dL/dF = (g + g^T) F in one product (g = dL/dG):
-    the same numbers, in a fraction of the time.  Features in ``torch.channels_last`` are read in their memory
-    order, as rows R = (N, H*W, C) (a view: G = R^T R, dL/dR = R (g + g^T)), and their gradient is returned in
-    channels_last, so the ReLU and the convolution before them get the layout they computed in.
+    the same numbers, in a fraction of the time.  For features in ``torch.channels_last``, F is a view whose
+    transpose R = (N, H*W, C) is in memory order; their gradient is computed in that order, R (g + g^T), and so
+    comes back in channels_last: the ReLU and the convolution before them get the layout they computed in.
     BENCHMARKS.md, round three (T6).
     """
 
     @staticmethod
     def forward(ctx, features: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(features)   # the input itself, so that the backward pass can be differentiated too
-        factor, rows = _gram_factor(features)
-        return torch.bmm(factor.transpose(1, 2), factor) if rows else torch.bmm(factor, factor.transpose(1, 2))
+        flat = features.flatten(2)        # a view, in NCHW and in channels_last
+        return torch.bmm(flat, flat.transpose(1, 2))
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         features, = ctx.saved_tensors
-        n, c, h, w = features.shape
-        factor, rows = _gram_factor(features)
-        symmetric = (grad + grad.transpose(1, 2)).to(factor.dtype)   # (under autocast G may be bf16, F is not)
-        if rows:
-            return torch.bmm(factor, symmetric).view(n, h, w, c).permute(0, 3, 1, 2)
-        return torch.bmm(symmetric, factor).view(n, c, h, w)
-
-
-def _gram_factor(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """(F, False) with F = (N, C, H*W), or for channels_last features (R, True) with R = (N, H*W, C), a view."""
-    n, c, h, w = features.shape
-    if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
-        return features.permute(0, 2, 3, 1).reshape(n, h * w, c), True    # no copy: this is the memory order
-    return features.reshape(n, c, h * w), False
+        flat = features.flatten(2)
+        symmetric = (grad + grad.transpose(1, 2)).to(flat.dtype)   # (under autocast G may be bf16, F is not)
+        if not features.is_contiguous() and features.is_contiguous(memory_format=torch.channels_last):
+            # R = flat^T is (N, H*W, C) in memory order; R (g + g^T), transposed back, is channels_last
+            return torch.bmm(flat.transpose(1, 2), symmetric).transpose(1, 2).view(features.shape)
+        return torch.bmm(symmetric, flat).view(features.shape)
 
 
 def style_loss(feats: Mapping[str, torch.Tensor] | Sequence[torch.Tensor],
